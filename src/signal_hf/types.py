@@ -1,0 +1,102 @@
+"""Small typed containers shared between the classifier, acquisition, generation and RL modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["PoolOutputs", "AcquisitionState", "TaskSpec"]
+
+
+@dataclass
+class PoolOutputs:
+    """What one inference pass of the classifier produces for a set of texts.
+
+    Attributes:
+        probs: ``(n, C)`` float32 class probabilities under the current classifier.
+        embeddings: ``(n, d)`` float32 L2-normalised pooled ([CLS]) embeddings, Φ(x).
+        grad_embeddings: ``(n, C*d)`` BADGE gradient embeddings ``(1[c=ŷ] - p_c) · h`` or ``None``
+            when no strategy asked for them.
+        pretrained_embeddings: ``(n, d)`` L2-normalised embeddings of the *pretrained* encoder
+            (BERT-KM) or ``None``.
+    """
+
+    probs: torch.Tensor
+    embeddings: torch.Tensor
+    grad_embeddings: torch.Tensor | None = None
+    pretrained_embeddings: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.probs.shape[0])
+
+    def select(self, index: torch.Tensor | list[int]) -> "PoolOutputs":
+        """Rows ``index`` of every tensor (keeps ``None`` fields ``None``)."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        pick = lambda t: None if t is None else t.index_select(0, idx)  # noqa: E731
+        return PoolOutputs(
+            probs=pick(self.probs),
+            embeddings=pick(self.embeddings),
+            grad_embeddings=pick(self.grad_embeddings),
+            pretrained_embeddings=pick(self.pretrained_embeddings),
+        )
+
+    @staticmethod
+    def concat(parts: list["PoolOutputs"]) -> "PoolOutputs":
+        def cat(name: str):
+            ts = [getattr(p, name) for p in parts]
+            if any(t is None for t in ts):
+                return None
+            return torch.cat(ts, 0)
+
+        return PoolOutputs(
+            probs=cat("probs"),
+            embeddings=cat("embeddings"),
+            grad_embeddings=cat("grad_embeddings"),
+            pretrained_embeddings=cat("pretrained_embeddings"),
+        )
+
+
+@dataclass
+class AcquisitionState:
+    """Everything a query strategy may look at in one round.
+
+    Attributes:
+        unlabeled: classifier outputs for the candidates (U minus L), row i = candidate i.
+        labeled: classifier outputs for the current labeled set L (may be empty: 0 rows).
+        seed: seed for strategies that sample (Random, k-means++ seeding).
+        metadata: optional per-round information (round index, candidate ``source`` list, ...).
+    """
+
+    unlabeled: PoolOutputs
+    labeled: PoolOutputs
+    seed: int = 0
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the rest of the toolkit needs to know about a classification task.
+
+    All datasets inside signal_hf use normalised columns: ``id`` (str, stable), ``text``,
+    ``text_pair`` (pair tasks only), ``label`` (int index into ``label_names``; -1 = not labeled yet),
+    ``source`` (``real`` / ``synthetic``). Synthetic rows also carry ``prompt``, ``generator_revision``
+    and ``round``.
+
+    Attributes:
+        name: dataset name for reports (``sst2``).
+        label_names: labels in index order.
+        task_type: ``sentiment``, ``topic`` or ``pair`` (selects the generator's instruction template).
+        is_pair: the task classifies a pair of texts (``text`` and ``text_pair``).
+        text_field_names: human names of the text fields used in prompts, e.g. ``("question", "sentence")``.
+    """
+
+    name: str
+    label_names: tuple[str, ...]
+    task_type: str = "sentiment"
+    is_pair: bool = False
+    text_field_names: tuple[str, ...] = ("text",)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)

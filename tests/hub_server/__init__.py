@@ -1,0 +1,87 @@
+"""Hub-compatible test server (olah for reads + a git-backed write API) and its process manager.
+
+``HubTestServer`` starts ``serve.py`` as a child process bound to 127.0.0.1, waits until it
+answers, and stops it (terminate, then kill after a bounded wait). The repositories live under
+``root``, so a stopped server restarted on the same root and port serves the same repos.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+SERVE = Path(__file__).with_name("serve.py")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HubTestServer:
+    """One server process on ``http://127.0.0.1:<port>`` serving the repos under ``root``."""
+
+    def __init__(self, root: Path, token: str, port: int | None = None, log_path: Path | None = None):
+        self.root = Path(root)
+        self.token = token
+        self.port = port or free_port()
+        self.log_path = Path(log_path) if log_path else self.root / "server.log"
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        if self.running:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+        env["HUB_TEST_SERVER_TOKEN"] = self.token
+        log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, str(SERVE), "--root", str(self.root), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"hub test server exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                req = urllib.request.Request(
+                    f"{self.url}/api/whoami-v2", headers={"authorization": f"Bearer {self.token}"}
+                )
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"hub test server did not answer within {timeout_s}s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=timeout_s)
+        self._proc = None

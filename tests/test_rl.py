@@ -1,0 +1,383 @@
+"""Self-informed RL of the generator: PPO maths, the acquisition reward, and GRPO / RLOO / PPO rounds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from signal_hf.errors import ConfigError, GenerationError, StrategyError
+from signal_hf.rl import AcquisitionReward, RLConfig, optimize_generator
+from signal_hf.rl.ppo_trainer import (
+    clipped_surrogate_loss,
+    clipped_value_loss,
+    compute_gae,
+    masked_whiten,
+    token_level_rewards,
+)
+from signal_hf.types import PoolOutputs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test machine's 2 cores are shared: two torch threads spin against other processes and run
+    # ~8x slower than one. Restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- PPO maths (hand cases)
+
+
+def test_compute_gae_hand_case_with_padding():
+    gamma, lam = 0.9, 0.8
+    # Row 0: two completion tokens then padding; the padding's reward 5 and value 9 must be ignored.
+    #   t=1: δ1 = r1 + γ·V2(=0, padding) − V1 = 1 + 0 − 0.2 = 0.8 ;            A1 = 0.8
+    #   t=0: δ0 = r0 + γ·V1 − V0 = 0 + 0.9·0.2 − 0.5 = −0.32 ;                A0 = −0.32 + γλ·A1 = −0.32 + 0.72·0.8 = 0.256
+    #   returns = A + V = [0.756, 1.0, 0]
+    # Row 1: three tokens.
+    #   t=2: δ2 = 2 + 0 − 0.5 = 1.5 ;                                           A2 = 1.5
+    #   t=1: δ1 = 0 + 0.9·0.5 − 1 = −0.55 ;                                     A1 = −0.55 + 0.72·1.5 = 0.53
+    #   t=0: δ0 = 1 + 0.9·1 − 0 = 1.9 ;                                         A0 = 1.9 + 0.72·0.53 = 2.2816
+    #   returns = [2.2816, 1.53, 2.0]
+    rewards = torch.tensor([[0.0, 1.0, 5.0], [1.0, 0.0, 2.0]])
+    values = torch.tensor([[0.5, 0.2, 9.0], [0.0, 1.0, 0.5]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    adv, ret = compute_gae(rewards, values, mask, gamma, lam)
+    torch.testing.assert_close(adv, torch.tensor([[0.256, 0.8, 0.0], [2.2816, 0.53, 1.5]]))
+    torch.testing.assert_close(ret, torch.tensor([[0.756, 1.0, 0.0], [2.2816, 1.53, 2.0]]))
+
+
+def test_clipped_surrogate_hand_case():
+    # ε = 0.2, old log-prob 0, so ρ = exp(new):
+    #   ρ=1.5, A=+1: max(−1.5, −1.2) = −1.2 (clipped)   ρ=0.5, A=+1: max(−0.5, −0.8) = −0.5
+    #   ρ=1.5, A=−1: max( 1.5,  1.2) =  1.5             ρ=0.5, A=−1: max( 0.5,  0.8) =  0.8 (clipped)
+    #   mean = (−1.2 − 0.5 + 1.5 + 0.8) / 4 = 0.15 ; clip fraction = 2/4. The 5th token is padding.
+    new = torch.log(torch.tensor([[1.5, 0.5, 1.5, 0.5, 100.0]]))
+    old = torch.zeros(1, 5)
+    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0, 50.0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    loss, frac = clipped_surrogate_loss(new, old, adv, mask, 0.2)
+    assert loss.item() == pytest.approx(0.15, abs=1e-6)
+    assert frac.item() == pytest.approx(0.5)
+
+
+def test_clipped_value_loss_hand_case():
+    # ε = 0.2:
+    #   V=1, V_old=0.5, R=2: clipped V = 0.7 ; max((1−2)², (0.7−2)²) = max(1, 1.69) = 1.69 (clipped)
+    #   V=0, V_old=0.5, R=1: clipped V = 0.3 ; max((0−1)², (0.3−1)²) = max(1, 0.49) = 1
+    #   V=2, V_old=2,   R=0: max(4, 4) = 4
+    #   loss = 0.5 · (1.69 + 1 + 4) / 3 = 1.115 ; clip fraction 1/3 (4th position is padding)
+    values = torch.tensor([[1.0, 0.0, 2.0, 7.0]])
+    old = torch.tensor([[0.5, 0.5, 2.0, -7.0]])
+    returns = torch.tensor([[2.0, 1.0, 0.0, 3.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    loss, frac = clipped_value_loss(values, old, returns, mask, 0.2)
+    assert loss.item() == pytest.approx(1.115, abs=1e-6)
+    assert frac.item() == pytest.approx(1 / 3)
+
+
+def test_token_level_rewards_put_score_on_last_token_and_penalise_kl():
+    # β = 0.5; kl = (logπ − logπ_ref)·mask: row0 [0.5, 0, −1], row1 [0.5, 0.5, 0 (padding)]
+    # rewards = −β·kl, plus the score on the last valid token: row0 [−0.25, 0, 0.5 + 2], row1 [−0.25, −0.25 − 1, 0]
+    logp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, 0.0]])
+    ref = torch.tensor([[-1.5, -2.0, -2.0], [-1.0, -1.0, -4.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    rewards, kl = token_level_rewards(torch.tensor([2.0, -1.0]), logp, ref, mask, beta=0.5)
+    torch.testing.assert_close(kl, torch.tensor([[0.5, 0.0, -1.0], [0.5, 0.5, 0.0]]))
+    torch.testing.assert_close(rewards, torch.tensor([[-0.25, 0.0, 2.5], [-0.25, -1.25, 0.0]]))
+
+
+def test_masked_whiten():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 100.0, -50.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    w = masked_whiten(x, mask)
+    valid = w[mask.bool()]
+    assert valid.mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert valid.std(correction=0).item() == pytest.approx(1.0, abs=1e-4)
+    assert w[1, 1].item() == 0.0 and w[1, 2].item() == 0.0
+    # values 1..4 have mean 2.5, population std sqrt(1.25)
+    assert w[0, 0].item() == pytest.approx((1 - 2.5) / math.sqrt(1.25), abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- acquisition reward
+
+
+class MiniLMScorer:
+    """A real score_fn: MiniLM mean-pooled embeddings (L2-normalised) and a seeded random softmax head."""
+
+    def __init__(self):
+        from transformers import AutoModel, AutoTokenizer
+
+        from signal_hf.bundled import resolve_model_path
+
+        path = resolve_model_path("bundled:minilm")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.encoder = AutoModel.from_pretrained(path).eval()
+        gen = torch.Generator().manual_seed(0)
+        self.head = torch.randn(self.encoder.config.hidden_size, 3, generator=gen) * 3.0
+        self.calls: list[list[dict]] = []
+
+    @torch.no_grad()
+    def __call__(self, items: list[dict]) -> PoolOutputs:
+        self.calls.append(list(items))
+        texts = [it["text"] for it in items]
+        pairs = [it["text_pair"] for it in items] if "text_pair" in items[0] else None
+        enc = self.tokenizer(texts, pairs, padding=True, truncation=True, return_tensors="pt")
+        hidden = self.encoder(**enc).last_hidden_state
+        m = enc["attention_mask"].unsqueeze(-1).float()
+        emb = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+        return PoolOutputs(probs=torch.softmax(emb @ self.head, -1), embeddings=emb)
+
+
+def _validity(text: str):
+    text = text.strip()
+    if not text:
+        return None, "empty"
+    if "BAD" in text:
+        return None, "malformed"
+    return {"text": text}, None
+
+
+def _brute_force_signal(q: PoolOutputs, ref: PoolOutputs, k: int, eps: float) -> torch.Tensor:
+    """s_i = 1/k Σ_{j ∈ kNN(i)} KL(p_i ‖ p_j) / max(‖Φ_i − Φ_j‖, eps), written out directly."""
+    out = []
+    for p_i, e_i in zip(q.probs.double(), q.embeddings.double()):
+        d = (ref.embeddings.double() - e_i).norm(dim=1)
+        nn_idx = d.argsort()[:k]
+        kls = (p_i * (p_i.log() - ref.probs.double()[nn_idx].log())).sum(1)
+        out.append((kls / d[nn_idx].clamp_min(eps)).mean())
+    return torch.stack(out).float()
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return MiniLMScorer()
+
+
+@pytest.fixture(scope="module")
+def reference(scorer):
+    labeled = ["a wonderful film", "the worst movie ever", "stocks rallied today", "the team won the final",
+               "a dull, lifeless script", "brilliant performances all round"]
+    out = scorer([{"text": t} for t in labeled])
+    scorer.calls.clear()
+    return out
+
+
+COMPLETIONS = ["an unexpectedly moving story", "", "BAD output {", "the plot drags in the middle",
+               "   ", "markets fell sharply", "a joyful, funny ride"]
+VALID = [0, 3, 5, 6]
+
+
+def test_reward_invalid_get_penalty_valid_get_signal_score(scorer, reference):
+    from signal_hf.acquisition import signal_scores
+
+    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity,
+                               invalid_penalty=-2.5, normalization="none")
+    scorer.calls.clear()
+    out = reward(prompts=["p"] * len(COMPLETIONS), completions=COMPLETIONS)
+    assert len(out) == len(COMPLETIONS)
+    # One batched classifier call with exactly the valid completions, in order.
+    assert len(scorer.calls) == 1
+    assert [it["text"] for it in scorer.calls[0]] == [COMPLETIONS[i].strip() for i in VALID]
+    for i in set(range(len(COMPLETIONS))) - set(VALID):
+        assert out[i] == -2.5
+    q = scorer([{"text": COMPLETIONS[i].strip()} for i in VALID])
+    direct = signal_scores(q.probs, q.embeddings, reference.probs, reference.embeddings, k=3, eps=1e-4)
+    got = torch.tensor([out[i] for i in VALID])
+    torch.testing.assert_close(got, direct.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, _brute_force_signal(q, reference, 3, 1e-4), rtol=1e-4, atol=1e-6)
+    assert bool((got > 0).all())  # a random head gives distinct distributions → positive KL
+    stats = reward.last_stats
+    assert stats["valid"] == 4 and stats["total"] == 7
+    assert stats["drop_reasons"] == {"empty": 2, "malformed": 1}
+    assert stats["raw_reward_mean"] == pytest.approx(float(direct.mean()), rel=1e-5)
+
+
+def test_reward_batch_normalisation(scorer, reference):
+    raw_reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity, normalization="none")
+    raw = torch.tensor(raw_reward(completions=COMPLETIONS))[VALID]
+    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity, normalization="batch")
+    calls_before = reward.num_score_calls
+    out = torch.tensor(reward(prompts=None, completions=COMPLETIONS))
+    assert reward.num_score_calls == calls_before + 1
+    valid = out[VALID]
+    assert valid.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert valid.std(correction=0).item() == pytest.approx(1.0, abs=1e-4)
+    torch.testing.assert_close(valid, (raw - raw.mean()) / raw.std(correction=0), rtol=1e-4, atol=1e-5)
+    invalid = [i for i in range(len(COMPLETIONS)) if i not in VALID]
+    assert out[invalid].tolist() == [-1.0] * len(invalid)  # penalty applied after normalisation
+    # Raw statistics are still reported on the SIGnAL scale.
+    assert reward.last_stats["raw_reward_mean"] == pytest.approx(float(raw.mean()), rel=1e-5)
+
+
+def test_reward_all_invalid_skips_classifier(scorer, reference):
+    reward = AcquisitionReward(scorer, reference, k=2, eps=1e-4, validity_fn=_validity)
+    scorer.calls.clear()
+    assert reward(completions=["", "BAD"]) == [-1.0, -1.0]
+    assert scorer.calls == [] and reward.last_stats["valid"] == 0
+    assert math.isnan(reward.last_stats["raw_reward_mean"])
+
+
+def test_reward_errors(scorer, reference):
+    with pytest.raises(ConfigError, match="rl.reward_normalization"):
+        AcquisitionReward(scorer, reference, k=2, eps=1e-4, validity_fn=_validity, normalization="rank")
+    empty = PoolOutputs(probs=torch.zeros(0, 3), embeddings=torch.zeros(0, 384))
+    with pytest.raises(StrategyError, match="reference"):
+        AcquisitionReward(scorer, empty, k=2, eps=1e-4, validity_fn=_validity)
+    with pytest.raises(ConfigError, match="acquisition.eps"):
+        AcquisitionReward(scorer, reference, k=2, eps=0.0, validity_fn=_validity)
+    short = AcquisitionReward(lambda items: reference.select([0]), reference, k=2, eps=1e-4, validity_fn=_validity)
+    with pytest.raises(StrategyError, match="score_fn"):
+        short(completions=["one text", "another text"])
+
+
+def test_optimize_generator_rejects_bad_config():
+    class NotPeft(torch.nn.Module):
+        pass
+
+    with pytest.raises(ConfigError, match="rl.beta"):
+        optimize_generator(NotPeft(), None, ["p"], lambda **kw: [], RLConfig(beta=0.0),
+                           output_dir="unused", seed=0, max_new_tokens=4)
+    with pytest.raises(ConfigError, match="rl.algorithm"):
+        optimize_generator(NotPeft(), None, ["p"], lambda **kw: [], RLConfig(algorithm="dpo"),
+                           output_dir="unused", seed=0, max_new_tokens=4)
+    with pytest.raises(ConfigError, match="rl.prompts_per_step"):
+        optimize_generator(NotPeft(), None, ["p"], lambda **kw: [], RLConfig(prompts_per_step=2),
+                           output_dir="unused", seed=0, max_new_tokens=4)
+    with pytest.raises(GenerationError, match="PeftModel"):
+        optimize_generator(NotPeft(), None, ["p", "q"], lambda **kw: [], RLConfig(),
+                           output_dir="unused", seed=0, max_new_tokens=4)
+
+
+# ----------------------------------------------------------------------------- real RL rounds (SmolLM2-135M)
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    from transformers import AutoTokenizer
+
+    from signal_hf.bundled import resolve_model_path
+
+    path = resolve_model_path("bundled:smollm2-135m")
+    tok = AutoTokenizer.from_pretrained(path)
+    prompts = [
+        tok.apply_chat_template([{"role": "user", "content": f"One sentence about {w}."}], tokenize=False,
+                                add_generation_prompt=True)
+        for w in ("cats", "rain", "trees")
+    ]
+    return path, tok, prompts
+
+
+def _e_fraction(prompts=None, completions=None, **kwargs):
+    """Deterministic toy reward: share of the completion's characters that are the letter 'e'."""
+    return [c.count("e") / max(len(c), 1) for c in completions]
+
+
+def _fingerprint(t: torch.Tensor) -> tuple[float, float]:
+    t = t.detach().double()
+    return float(t.sum()), float((t * t).sum())
+
+
+@pytest.mark.generator
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
+def test_optimize_generator_trains_lora_in_place(algorithm, smollm, tmp_path, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    path, tok, prompts = smollm
+    # The KL reference must be the adapter-off model, never a second copy loaded from the path.
+    import trl.trainer.grpo_trainer as grpo_mod
+    import trl.trainer.rloo_trainer as rloo_mod
+
+    def _no_second_model(*a, **k):
+        raise AssertionError("a reference model was loaded")
+
+    monkeypatch.setattr(grpo_mod, "create_model_from_path", _no_second_model)
+    monkeypatch.setattr(rloo_mod, "create_model_from_path", _no_second_model)
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
+                           LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM"))
+    # Start from a non-trivial adapter (as in round ≥ 2): then KL(π ‖ base) > 0 at the first step, while
+    # TRL's default (a frozen copy of the current adapter as reference) would give exactly 0.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.02)
+    model.eval()
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    base_before = {n: _fingerprint(p) for n, p in model.named_parameters() if "lora_" not in n}
+
+    calls = []
+
+    def reward(prompts=None, completions=None, **kw):
+        calls.append(len(completions))
+        return _e_fraction(prompts, completions)
+
+    cfg = RLConfig(algorithm=algorithm, beta=0.1, learning_rate=1e-3, steps_per_round=1, num_generations=2,
+                   prompts_per_step=2, ppo_epochs=2)
+    metrics = optimize_generator(model, tok, prompts, reward, cfg, output_dir=tmp_path / "rl", seed=0,
+                                 max_new_tokens=8)
+
+    for key in ("reward_mean", "reward_std", "kl", "policy_loss", "seconds_per_step"):
+        assert key in metrics and math.isfinite(metrics[key]), (key, metrics)
+    assert metrics["steps"] == 1.0
+    assert calls == [4]  # one reward call with prompts_per_step × num_generations completions
+    assert 0.0 <= metrics["reward_mean"] <= 1.0
+    assert metrics["kl"] > 1e-5  # reference = pretrained (adapter disabled), not the starting adapter
+    changed = [n for n, p in model.named_parameters() if "lora_" in n and not torch.equal(p, lora_before[n])]
+    assert len(changed) > 0
+    assert all(_fingerprint(p) == base_before[n] for n, p in model.named_parameters() if "lora_" not in n)
+    assert list(model.peft_config) == ["default"] and model.active_adapter == "default"
+    assert not model.training  # train/eval mode restored
+    assert "forward" not in model.get_base_model().__dict__  # TRL's fused-LM-head patch removed
+    assert not any((tmp_path / "rl").rglob("*.safetensors"))  # the trainer saved no checkpoint
+    if algorithm == "ppo":
+        assert math.isfinite(metrics["value_loss"]) and metrics["value_loss"] >= 0
+    else:
+        # A second round on the same model (TRL would refuse to add its "ref" adapter twice).
+        after_first = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+        again = optimize_generator(model, tok, prompts, reward, cfg, output_dir=tmp_path / "rl2", seed=1,
+                                   max_new_tokens=8)
+        assert math.isfinite(again["kl"]) and again["kl"] > 1e-5
+        assert any(not torch.equal(p, after_first[n]) for n, p in model.named_parameters() if "lora_" in n)
+        assert list(model.peft_config) == ["default"]
+
+
+@pytest.mark.generator
+def test_acquisition_reward_drives_rloo_round(smollm, scorer, reference, tmp_path):
+    """The real reward inside a TRL trainer: TRL's extra keyword arguments are accepted, stats come back."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    path, tok, prompts = smollm
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
+                           LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM"))
+    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity)
+    scorer.calls.clear()
+    cfg = RLConfig(algorithm="rloo", beta=0.05, steps_per_round=1, num_generations=2, prompts_per_step=2)
+    metrics = optimize_generator(model, tok, prompts, reward, cfg, output_dir=tmp_path, seed=0, max_new_tokens=8)
+    assert reward.num_calls == 1 and len(scorer.calls) <= 1
+    assert reward.last_stats["total"] == 4
+    assert metrics["valid_fraction"] == pytest.approx(reward.last_stats["valid_fraction"])
+    assert reward.last_stats["valid"] >= 2  # a chat model's 8-token answers are non-empty
+    assert metrics["reward_mean"] == pytest.approx(reward.last_stats["reward_mean"], abs=1e-6)
+    assert metrics["raw_reward_mean"] > 0
+    assert math.isfinite(metrics["kl"])  # fresh adapter: π = π_ref at the first step, so kl is 0 here
+
+
+def test_bos_is_added_only_when_the_rendered_prompt_lacks_it():
+    from transformers import AutoTokenizer
+
+    from signal_hf.bundled import resolve_model_path
+    from signal_hf.rl._common import add_special_tokens_for
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("bundled:smollm2-135m"))  # bos = <|im_start|>
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert add_special_tokens_for(tok, [chat, chat]) is False
+    assert add_special_tokens_for(tok, [chat, "Review: a fine film"]) is True
