@@ -16,7 +16,11 @@ from datasets import Dataset
 
 from signal_hf.errors import ConfigError, EmptyPoolError, GenerationError
 from signal_hf.generation import GeneratorConfig, check_generator_config
-from signal_hf.generation.postprocess import NearDuplicateIndex, normalize_text, parse_completion
+from signal_hf.generation.postprocess import (
+    NearDuplicateIndex,
+    normalize_text,
+    parse_completion,
+)
 from signal_hf.generation.prompts import default_instruction, sample_example_indices
 from signal_hf.types import TaskSpec
 
@@ -95,17 +99,18 @@ def _tiny_generator(tokenizer, task: TaskSpec, **cfg):
 # ---------------------------------------------------------------- post-processing
 
 def test_parse_completion_cleans_prefixes_quotes_boundaries_and_echo():
-    p = lambda c, **kw: parse_completion(c, SST2, instruction="Write one new text.", **kw)  # noqa: E731
+    p = lambda c, **kw: parse_completion(c, SST2, instruction="Write one new text.", **kw)
     assert p(' "A truly moving film."\nExample 5: other') == ({"text": "A truly moving film."}, None)
     assert p("Example 4: great acting and a clever script Example 5: dull") == ({"text": "great acting and a clever script"}, None)
     assert p("Write one new text. the plot is thin but charming") == ({"text": "the plot is thin but charming"}, None)
     assert p("Here is a new example:\n\n“The film is a delight from start to finish.”") == ({"text": "The film is a delight from start to finish."}, None)
+    assert p("Sure! Here's one: 'Sharp, funny and far too short.'") == ({"text": "Sharp, funny and far too short."}, None)
     assert p("Example 4:\nText: a dull , lifeless remake<|im_end|>") == ({"text": "a dull , lifeless remake"}, None)
     assert p(" 'an opening quote that never closes") == ({"text": "an opening quote that never closes"}, None)
 
 
 def test_parse_completion_drop_reasons():
-    p = lambda c, **kw: parse_completion(c, SST2, **kw)  # noqa: E731
+    p = lambda c, **kw: parse_completion(c, SST2, **kw)
     assert p("   \n ") == (None, "empty")
     assert p('""') == (None, "empty")
     assert p("Example 4:") == (None, "empty")
@@ -117,7 +122,7 @@ def test_parse_completion_drop_reasons():
 
 
 def test_parse_completion_pairs():
-    p = lambda c: parse_completion(c, QNLI, min_words=2)  # noqa: E731
+    p = lambda c: parse_completion(c, QNLI, min_words=2)
     assert p(" Question: Who wrote Hamlet? Sentence: Hamlet was written by Shakespeare.") == (
         {"text": "Who wrote Hamlet?", "text_pair": "Hamlet was written by Shakespeare."}, None)
     # second field on the next line, a next example after it, field names in other case
@@ -153,7 +158,7 @@ def test_near_duplicate_jaccard_hand_computed_and_brute_force():
     assert NearDuplicateIndex(["ab"], ngram=4).max_similarity(["AB!"]).tolist() == pytest.approx([1.0])
 
     rng = random.Random(0)
-    words = "the a movie film great bad plot acting dull charming story script fun sad".split()
+    words = ["the", "a", "movie", "film", "great", "bad", "plot", "acting", "dull", "charming", "story", "script", "fun", "sad"]
     refs = [" ".join(rng.choices(words, k=rng.randint(2, 9))) for _ in range(40)]
     cands = [" ".join(rng.choices(words, k=rng.randint(2, 9))) for _ in range(25)] + ["é ünïcode çafé"]
     index = NearDuplicateIndex(refs, ngram=3)
@@ -219,6 +224,10 @@ def _example_lines(prompt: str) -> list[tuple[int, str]]:
 def test_build_prompts_chat_template_seeded_no_labels(smol_tokenizer, sst2_pool):
     gen = _tiny_generator(smol_tokenizer, SST2, num_examples=3)
     assert gen.chat
+    kw = gen.generation_kwargs()  # one example per line: newline ends it, but cannot start it
+    newline = smol_tokenizer.encode("\n", add_special_tokens=False)
+    assert len(newline) == 1 and newline[0] in kw["eos_token_id"] and smol_tokenizer.eos_token_id in kw["eos_token_id"]
+    assert newline[0] in kw["begin_suppress_tokens"]
     prompts = gen.build_prompts(sst2_pool, 6, seed=0)
     assert prompts == gen.build_prompts(sst2_pool, 6, seed=0)
     assert prompts != gen.build_prompts(sst2_pool, 6, seed=1)
@@ -311,7 +320,7 @@ def test_config_checks_and_4bit_on_cpu_fails_clearly():
 
 # ---------------------------------------------------------------- real generation (SmolLM2-135M)
 
-GEN_CFG = dict(max_new_tokens=20, batch_size=4, num_examples=3, min_words=2)
+GEN_CFG = {"max_new_tokens": 20, "batch_size": 4, "num_examples": 3, "min_words": 2}
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,14 @@ def verify_checksums(data_dir: Path, rel_paths: list[str]) -> None:
 
 
 def resolve_data_dir(cfg: DataConfig) -> Path:
-    return Path(os.environ.get("SIGNAL_HF_DATA_DIR") or cfg.data_dir).expanduser()
+    """``SIGNAL_HF_DATA_DIR``, else ``data.data_dir`` (a relative path is tried from the working
+    directory, then from the project root of a source checkout)."""
+    path = Path(os.environ.get("SIGNAL_HF_DATA_DIR") or cfg.data_dir).expanduser()
+    if not path.is_absolute() and not path.exists():
+        root = Path(__file__).resolve().parents[2]
+        if (root / "pyproject.toml").is_file() and (root / path).exists():
+            return root / path
+    return path
 
 
 def _read_tsv(path: Path, names: list[str] | None, header: bool) -> Dataset:

@@ -56,7 +56,8 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
     d = cfg.to_dict()
     d.pop("output", None)
     d.pop("store", None)
-    d["loop"] = {k: v for k, v in d["loop"].items() if k != "seeds"}
+    # Seeds, strategies and how far to go may change between a run and its continuation.
+    d["loop"] = {k: v for k, v in d["loop"].items() if k not in ("seeds", "max_fraction", "signal_max_fraction")}
     d["acquisition"] = {k: v for k, v in d["acquisition"].items() if k != "strategies"}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from .errors import ConfigError, OracleError
 from .generation.config import OracleConfig
 from .types import TaskSpec
 
-__all__ = ["Oracle", "GoldOracle", "ModelOracle", "LLMOracle", "HumanOracle", "make_oracle"]
+__all__ = ["GoldOracle", "HumanOracle", "LLMOracle", "ModelOracle", "Oracle", "make_oracle"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +263,8 @@ class LLMOracle(Oracle):
             enc = self.tokenizer.pad({"input_ids": seqs}, padding=True, padding_side="left", return_tensors="pt")
             ids, mask = enc["input_ids"], enc["attention_mask"]
             T = ids.shape[1]
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # positions ignore the padding
+            # positions that skip the padding (absolute-position models; RoPE is shift-invariant anyway)
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(
                 input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device), logits_to_keep=L + 1
             ).logits[:, :L].float()

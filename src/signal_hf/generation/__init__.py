@@ -11,21 +11,21 @@ from typing import Any
 from .config import GeneratorConfig, OracleConfig, check_generator_config
 
 __all__ = [
+    "DROP_REASONS",
+    "GenerationStats",
+    "Generator",
     "GeneratorConfig",
+    "NearDuplicateIndex",
     "OracleConfig",
     "check_generator_config",
-    "Generator",
-    "GenerationStats",
-    "load_base_model",
-    "synthetic_features",
-    "NearDuplicateIndex",
-    "parse_completion",
-    "normalize_text",
     "dedup_key",
-    "DROP_REASONS",
     "default_instruction",
+    "load_base_model",
+    "normalize_text",
+    "parse_completion",
     "render_prompt",
     "sample_example_indices",
+    "synthetic_features",
 ]
 
 _LAZY = {

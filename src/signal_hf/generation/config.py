@@ -89,7 +89,8 @@ class OracleConfig:
             drawn, seeded, from the few-shot set the loop passes, normally the labeled set L).
         llm_verbalizers: words the ``llm`` oracle scores for each label, in label order; empty =
             the label names themselves (e.g. ``[yes, no]`` for QNLI's entailment/not_entailment).
-        batch_size: items per forward pass of the ``model`` and ``llm`` oracles.
+        batch_size: sequences per forward pass of the ``model`` oracle (one per item) and the
+            ``llm`` oracle (one per item and label, so ``batch_size // num_labels`` items).
     """
 
     real: str = "gold"

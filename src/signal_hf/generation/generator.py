@@ -12,9 +12,10 @@ import dataclasses
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -23,7 +24,13 @@ from ..errors import ConfigError, DataError, GenerationError
 from ..types import TaskSpec
 from .config import GeneratorConfig, check_generator_config
 from .postprocess import DROP_REASONS, NearDuplicateIndex, dedup_key, parse_completion
-from .prompts import default_instruction, render_example, render_prompt, sample_example_indices, uses_chat_template
+from .prompts import (
+    default_instruction,
+    render_example,
+    render_prompt,
+    sample_example_indices,
+    uses_chat_template,
+)
 
 __all__ = ["GenerationStats", "Generator", "load_base_model", "synthetic_features"]
 
@@ -53,16 +60,11 @@ def synthetic_features(task: TaskSpec):
     """``datasets.Features`` of the synthetic rows (normalised columns + generation metadata)."""
     from datasets import Features, Value
 
-    cols = {"id": Value("string"), "text": Value("string")}
+    # Same order as the real pool's columns (signal_hf.data), then the generation metadata.
+    cols = {"id": Value("string"), "text": Value("string"), "label": Value("int64"), "source": Value("string")}
     if task.is_pair:
         cols["text_pair"] = Value("string")
-    cols.update(
-        label=Value("int64"),
-        source=Value("string"),
-        prompt=Value("string"),
-        generator_revision=Value("string"),
-        round=Value("int64"),
-    )
+    cols.update(prompt=Value("string"), generator_revision=Value("string"), round=Value("int64"))
     return Features(cols)
 
 
@@ -246,7 +248,7 @@ class Generator:
         revision: str | None = None,
         adapter: str | Path | None = None,
         adapter_revision: str | None = None,
-    ) -> "Generator":
+    ) -> Generator:
         """Load a base model (folder, Hub id + revision, ``bundled:…``) and optionally a trained
         adapter (folder, or Hub repo + ``adapter_revision``); other settings from ``config``."""
         cfg = dataclasses.replace(config or GeneratorConfig(), model_name_or_path=model_name_or_path)
@@ -281,6 +283,22 @@ class Generator:
 
     # ------------------------------------------------------------ sampling
 
+    def generation_kwargs(self) -> dict[str, Any]:
+        """The ``model.generate`` sampling arguments :meth:`generate_raw` uses (for other samplers,
+        e.g. RL rollouts, to write the same one-line examples): stop at EOS or a newline, never
+        start with a newline."""
+        cfg = self.config
+        return {
+            "do_sample": True,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_new_tokens": cfg.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": list(self._stop_ids),
+            # a newline as the first token would end the example before it starts
+            "begin_suppress_tokens": list(self._newline_ids) or None,
+        }
+
     def generate_raw(self, prompts: Sequence[str], *, seed: int) -> list[str]:
         """One sampled completion per prompt (the new tokens only, decoded), batched, seeded.
 
@@ -292,21 +310,13 @@ class Generator:
             return []
         cfg = self.config
         device = self.device
-        gen_kwargs = dict(
-            do_sample=True,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self._stop_ids,
-            # a newline as the first token would end the example before it starts
-            begin_suppress_tokens=self._newline_ids or None,
-        )
+        gen_kwargs = self.generation_kwargs()
         was_training = self.model.training
         self.model.eval()  # no LoRA dropout while sampling
         out: list[str] = []
         try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda), torch.no_grad():
                 torch.manual_seed(seed)
                 for lo in range(0, len(prompts), cfg.batch_size):
                     enc = self.tokenizer(

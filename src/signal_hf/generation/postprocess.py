@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,10 +23,10 @@ from .prompts import pair_field_names
 
 __all__ = [
     "DROP_REASONS",
-    "normalize_text",
-    "dedup_key",
-    "parse_completion",
     "NearDuplicateIndex",
+    "dedup_key",
+    "normalize_text",
+    "parse_completion",
 ]
 
 #: Every reason a generation can be dropped for, in the order they are checked.
@@ -36,7 +36,7 @@ _SPECIAL = re.compile(r"<\|[^|>]*\|>|<(?:eos|bos|pad|end_of_turn|start_of_turn)>
 _EXAMPLE_PREFIX = re.compile(r"^\s*(?:\**\s*)?(?:example|ex\.)\s*#?\s*\d*\s*[:.)\-]\s*(?:\**\s*)?", re.IGNORECASE)
 _EXAMPLE_BOUNDARY = re.compile(r"\bexample\s*#?\s*\d+\s*[:.)\-]", re.IGNORECASE)
 _GENERIC_FIELD_PREFIX = re.compile(r"^\s*(?:text|review|sentence|answer|output|new example)\s*:\s*", re.IGNORECASE)
-_PREAMBLE = re.compile(r"^\s*(?:sure|okay|ok|here(?:'s| is| are)|certainly|of course)\b[^\n]*$", re.IGNORECASE)
+_PREAMBLE = re.compile(r"^\s*(?:sure|okay|ok|here(?:'s| is| are)|certainly|of course)\b[^:\n]*:\s*(?P<rest>.*)$", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’«»„"
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -57,9 +57,9 @@ def _strip_quotes(s: str) -> str:
     s = s.strip()
     while len(s) >= 2 and s[0] in _QUOTES and s[-1] in _QUOTES:
         s = s[1:-1].strip()
-    if s[:1] in _QUOTES and not any(q in s[1:] for q in _QUOTES[:2]):
+    if s and s[0] in _QUOTES and not any(q in s[1:] for q in _QUOTES[:2]):
         s = s[1:].strip()  # an opening quote whose closing one fell past the cut
-    if s[-1:] in _QUOTES and not any(q in s[:-1] for q in _QUOTES):
+    if s and s[-1] in _QUOTES and not any(q in s[:-1] for q in _QUOTES):
         s = s[:-1].strip()
     return s
 
@@ -79,8 +79,11 @@ def _first_content(text: str) -> str:
         stripped = line.strip()
         if not stripped:
             continue
-        if _PREAMBLE.match(stripped) and stripped.endswith(":"):
-            continue
+        pre = _PREAMBLE.match(stripped)
+        if pre:  # "Here is a new example:" alone, or followed by the text on the same line
+            stripped = pre.group("rest").strip()
+            if not stripped:
+                continue
         rest = _EXAMPLE_PREFIX.sub("", stripped, count=1).strip()
         if not rest:  # a bare "Example 4:" line: the text is on the next line
             continue

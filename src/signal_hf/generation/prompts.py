@@ -18,7 +18,8 @@ topics), but never the label of an example: the generator writes unlabeled text.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,8 @@ __all__ = [
     "default_instruction",
     "pair_field_names",
     "render_example",
-    "sample_example_indices",
     "render_prompt",
+    "sample_example_indices",
     "uses_chat_template",
 ]
 

@@ -1,0 +1,123 @@
+"""Recipes: parsing, overrides and one clear error per bad input, before any model loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signal_hf.config import ExperimentConfig, config_from_dict, load_recipe, parse_overrides
+from signal_hf.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate_configs" not in p.parts)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_recipe_validates(path):
+    cfg = load_recipe(path)
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.acquisition.strategies
+
+
+def test_paper_recipes_use_paper_settings():
+    for name in ("sst2", "ag_news", "qnli"):
+        cfg = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+        assert cfg.classifier.model_name_or_path == "bert-base-uncased"
+        assert cfg.data.pool_fraction in (0.001, 0.01)
+        assert cfg.loop.step_fraction == pytest.approx(0.1)
+
+
+def write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, field, hint",
+    [
+        ("acquisition: {k: 0}", "acquisition.k", "> 0"),
+        ("acquisition: {kk: 3}", "acquisition.kk", "did you mean `acquisition.k`"),
+        ("loop: {step_fraction: 0}", "loop.step_fraction", "> 0"),
+        ("loop: {step_fraction: -0.1}", "loop.step_fraction", "> 0"),
+        ("loop: {seeds: [1, 1]}", "loop.seeds", "twice"),
+        ("loop: {seeds: [a]}", "loop.seeds[0]", "integer"),
+        ("data: {pool_fraction: 0}", "data.pool_fraction", "(0, 1]"),
+        ("data: {task_type: pair}", "data.text_pair_column", "two text columns"),
+        ("classifier: {learning_rate: fast}", "classifier.learning_rate", "number"),
+        ("acquisition: {strategies: [random, entrpy]}", "acquisition.strategies[1]", "entropy"),
+        ("acquisition: {neighbours: everyone}", "acquisition.neighbours", "labeled"),
+        ("acquisitoin: {k: 3}", "acquisitoin", "did you mean `acquisition`"),
+        ("rl: {enabled: true}", "rl.enabled", "generator.enabled"),
+        ("generator: {enabled: true}\nrl: {enabled: true, beta: 0}", "rl.beta", "> 0"),
+        ("store: {backend: s3}", "store.backend", "local or hub"),
+        ("loop: [1, 2]", "loop", "mapping"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, text, field, hint):
+    with pytest.raises(ConfigError) as e:
+        load_recipe(write(tmp_path, text))
+    assert e.value.field == field
+    assert hint in str(e.value)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML line 3"):
+        load_recipe(write(tmp_path, "data:\n  dataset: [unclosed\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_overrides_dotted_flat_and_lists(tmp_path):
+    p = write(tmp_path, "loop: {seeds: [0, 1]}\nacquisition: {k: 10}\n")
+    cfg = load_recipe(p, ["--loop.seeds", "3", "4", "--k=5", "--acquisition.strategies", "random,cal", "--name", "x"])
+    assert cfg.loop.seeds == [3, 4]
+    assert cfg.acquisition.k == 5
+    assert cfg.acquisition.strategies == ["random", "cal"]
+    assert cfg.name == "x"
+    assert load_recipe(p, ["--loop.seeds", "7"]).loop.seeds == [7]
+    with pytest.raises(ConfigError, match="ambiguous"):
+        parse_overrides(["--enabled", "true"])
+    with pytest.raises(ConfigError, match="unknown option"):
+        parse_overrides(["--no_such_field", "1"])
+    with pytest.raises(ConfigError) as e:
+        load_recipe(p, ["--acquisition.k", "many"])
+    assert e.value.field == "acquisition.k"
+
+
+def test_types_are_coerced_not_trusted():
+    cfg = config_from_dict({"classifier": {"learning_rate": 1, "num_train_epochs": "2"}, "loop": {"seeds": [0.0]}})
+    assert cfg.classifier.learning_rate == 1.0 and isinstance(cfg.classifier.learning_rate, float)
+    assert cfg.classifier.num_train_epochs == 2.0
+    assert cfg.loop.seeds == [0]
+    with pytest.raises(ConfigError, match="integer"):
+        config_from_dict({"acquisition": {"k": 2.5}})
+    with pytest.raises(ConfigError, match="true/false"):
+        config_from_dict({"output": {"plot": "maybe"}})
+
+
+def test_missing_label_column_fails_before_any_model_loads(tmp_path, monkeypatch):
+    import signal_hf.classifier as clf
+
+    (tmp_path / "train.csv").write_text("sentence,y\na,pos\nb,neg\n")
+    (tmp_path / "test.csv").write_text("sentence,y\nc,pos\n")
+    monkeypatch.setattr(clf, "load_classifier", lambda *a, **k: pytest.fail("a model was loaded"))
+    from signal_hf.data import load_task
+
+    cfg = config_from_dict({"data": {"dataset": str(tmp_path), "text_column": "sentence", "label_column": "label"}})
+    with pytest.raises(ConfigError) as e:
+        load_task(cfg.data)
+    assert e.value.field == "data.label_column"
+    assert "['sentence', 'y']" in str(e.value)
+
+
+def test_cli_prints_one_line_error(tmp_path):
+    bad = write(tmp_path, "acquisition: {k: -1}\n")
+    proc = subprocess.run([sys.executable, "-m", "signal_hf", str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.strip().splitlines() if l]
+    assert lines == ["error: acquisition.k: must be > 0, got -1 (fix: e.g. 10)"]
+    assert "Traceback" not in proc.stderr

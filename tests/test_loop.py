@@ -1,0 +1,117 @@
+"""End-to-end: a tiny real run of every pool-based strategy, the report, and resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signal_hf.config import config_from_dict
+from signal_hf.loop import run_experiment
+from signal_hf.results import read_results
+from signal_hf.store import LocalStore
+
+STRATEGIES = ["random", "entropy", "margin", "least_confidence", "bert_km", "badge", "cal", "signal"]
+
+
+def tiny(output_dir, **loop):
+    return config_from_dict(
+        {
+            "name": "tiny",
+            "data": {"dataset": "sst2", "pool_fraction": 0.0005, "max_test_samples": 48},  # |R| = 34
+            "classifier": {"max_steps": 3, "max_length": 32, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 64},
+            "acquisition": {"strategies": STRATEGIES, "k": 3},
+            "loop": {"seeds": [0], "initial_fraction": 0.2, "step_fraction": 0.2, "max_fraction": 0.6, **loop},
+            "output": {"output_dir": str(output_dir)},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    exp = run_experiment(tiny(out), show_progress=False)
+    return out, exp
+
+
+def test_every_strategy_runs_and_labels_grow(run):
+    out, exp = run
+    rows = read_results(out)
+    assert {r["method"] for r in rows} == set(STRATEGIES)
+    by = {(r["method"], r["round"]): r for r in rows}
+    # |R| = 34: 7 initial (20%), b = 7, capped at round(0.6 * 34) = 20.
+    assert all([by[(m, r)]["labeled"] for r in range(3)] == [7, 14, 20] for m in STRATEGIES)
+    # Same seed → same initial set → the same round-0 model for every method.
+    assert len({by[(m, 0)]["accuracy"] for m in STRATEGIES}) == 1
+    store = LocalStore(out / "store")
+    for m in STRATEGIES:
+        rec = store.load_round(f"{m}-seed0", f"{m}-seed0-round-2")
+        lab = rec.datasets["labeled"]
+        ids = lab["id"][:]
+        assert len(ids) == len(set(ids)) == 20
+        # Real items are labeled with their gold labels.
+        gold = dict(zip(rec.datasets["real_pool"]["id"][:], rec.datasets["real_pool"]["label"][:]))
+        assert all(gold[i] == l for i, l in zip(ids, lab["label"][:]))
+        assert rec.state["accuracy"] == by[(m, 2)]["accuracy"]
+        assert by[(m, 1)]["selected_ids"] == [i for i, r in zip(ids, lab["round_acquired"][:]) if r == 1]
+    # Different strategies pick differently (entropy vs random at round 1).
+    assert by[("entropy", 1)]["selected_ids"] != by[("random", 1)]["selected_ids"]
+
+
+def test_report_table_and_plot(run):
+    out, exp = run
+    text = (out / "summary.md").read_text()
+    assert "| signal |" in text and "20%" in text and "60%" in text
+    assert (out / "learning_curves.png").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["step_percent"] for s in summary} == {20, 40, 60}
+    import datasets
+
+    ds = datasets.load_dataset("json", data_files=str(out / "results.jsonl"), split="train")
+    assert len(ds) == 3 * len(STRATEGIES)
+
+
+def test_resume_continues_identically(run, tmp_path):
+    out, _ = run
+    # A shorter run, then a continuation to the same end point.
+    part = tmp_path / "part"
+    cfg = tiny(part, max_fraction=0.4)
+    cfg.acquisition.strategies = ["signal", "badge"]
+    run_experiment(cfg, show_progress=False)
+    assert max(r["round"] for r in read_results(part)) == 1
+    cfg = tiny(part)
+    cfg.acquisition.strategies = ["signal", "badge"]
+    run_experiment(cfg, show_progress=False)
+    full = {(r["method"], r["round"]): r for r in read_results(out)}
+    resumed = {(r["method"], r["round"]): r for r in read_results(part)}
+    for m in ("signal", "badge"):
+        assert resumed[(m, 2)]["selected_ids"] == full[(m, 2)]["selected_ids"]
+        assert resumed[(m, 2)]["accuracy"] == pytest.approx(full[(m, 2)]["accuracy"])
+
+
+def test_a_different_recipe_in_the_same_folder_is_refused(run, tmp_path):
+    from signal_hf.errors import ConfigError
+
+    out = tmp_path / "x"
+    cfg = tiny(out)
+    cfg.acquisition.strategies = ["random"]
+    cfg.loop.max_fraction = 0.2
+    run_experiment(cfg, show_progress=False)
+    cfg.classifier.learning_rate = 1e-3
+    with pytest.raises(ConfigError, match="different recipe"):
+        run_experiment(cfg, show_progress=False)
+
+
+def test_cli_plot_redraws(run, tmp_path):
+    out, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("store", "work"))
+    (copy / "learning_curves.png").unlink()
+    proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(copy)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| random |" in proc.stdout
+    assert (copy / "learning_curves.png").is_file()
