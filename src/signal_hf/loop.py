@@ -62,6 +62,10 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Keys of a round's saved state that are not measurements of its result row.
+_STATE_ONLY = frozenset({"accuracy", "recipe_hash", "recipe", "method", "seed", "synthetic_share", "store_s"})
+
+
 def _derive_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
 
@@ -85,6 +89,8 @@ class _Shared:
     """Per-experiment caches shared by trials: identical inputs give identical outputs."""
 
     pretrained: PretrainedEncoder | None = None
+    # Union of the PoolOutputs fields all strategies need: one cached pass serves every strategy.
+    need: frozenset[str] = frozenset()
     # (seed, labeled ids, candidate ids) -> (accuracy, PoolOutputs over labeled + candidates, seconds)
     trained: dict[str, tuple[float, PoolOutputs, PoolOutputs]] = field(default_factory=dict)
 
@@ -237,10 +243,14 @@ class Trial:
         from .oracles import make_oracle
 
         self._phase("load generator")
-        self.generator = Generator.from_pretrained(
-            self.cfg.generator.model_name_or_path, task=self.task.spec, config=self.cfg.generator,
-            revision=self.cfg.generator.revision, adapter=adapter_path,
-        )
+        # A fresh LoRA's random init is seeded too, so the same recipe and seed give the same run
+        # whatever ran before in the process (RL trains that init from round 1 on).
+        with torch.random.fork_rng():
+            torch.manual_seed(_derive_seed(self.seed, "lora-init"))
+            self.generator = Generator.from_pretrained(
+                self.cfg.generator.model_name_or_path, task=self.task.spec, config=self.cfg.generator,
+                revision=self.cfg.generator.revision, adapter=adapter_path,
+            )
         self.generator.revision = revision
         self.oracle = make_oracle(self.cfg.oracle.synthetic, self.task.spec, self.cfg.oracle)
 
@@ -248,7 +258,10 @@ class Trial:
         n = max(1, int(math.ceil(self.cfg.generator.candidates_per_round * self.budget)))
         self._phase(f"round {round_idx}: generate {n}")
         t = time.perf_counter()
-        existing = self.real_pool["text"][:] + synthetic["text"][:] + labeled["text"][:]
+        if self.task.spec.is_pair:  # pairs are duplicates only when both fields match
+            existing = [tuple(x) for ds in (self.real_pool, synthetic, labeled) for x in zip(ds["text"][:], ds["text_pair"][:])]
+        else:
+            existing = self.real_pool["text"][:] + synthetic["text"][:] + labeled["text"][:]
         new, stats = self.generator.generate(self.real_pool, n, round_idx=round_idx, seed=_derive_seed(self.seed, round_idx, "generate"), existing_texts=existing)
         info = {"generated": stats.generated, "kept": stats.kept, "dropped": dict(stats.dropped), "generate_s": time.perf_counter() - t}
         if len(new):
@@ -274,7 +287,8 @@ class Trial:
             output_dir=self.workdir / "rl", seed=_derive_seed(self.seed, round_idx, "rl"),
             max_new_tokens=self.cfg.generator.max_new_tokens, temperature=self.cfg.generator.temperature, top_p=self.cfg.generator.top_p,
         )
-        metrics = {f"rl_{k}": float(v) for k, v in metrics.items()}
+        # A metric can be undefined for a step (e.g. the std of one reward): store None, not NaN.
+        metrics = {f"rl_{k}": (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
         metrics["rl_s"] = time.perf_counter() - t
         return metrics
 
@@ -302,6 +316,53 @@ class Trial:
                 shutil.rmtree(tmp, ignore_errors=True)
         return rev
 
+    def _check_ranks_agree(self, round_idx: int, selected_ids: list[str]) -> None:
+        """Under multi-process launches every rank runs the loop; make sure all ranks selected the same
+        items and hold the same adapter (a mismatch means nondeterminism, and silently diverging ranks
+        would corrupt DDP training), then wait for the main process's store write."""
+        # torch.distributed directly: TRL's trainers may re-create accelerate's state mid-run.
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        digest = ""
+        if self.generator is not None:
+            from peft import get_peft_model_state_dict
+
+            h = hashlib.sha256()
+            for name, tensor in sorted(get_peft_model_state_dict(self.generator.model).items()):
+                h.update(name.encode())
+                h.update(tensor.detach().float().cpu().numpy().tobytes())
+            digest = h.hexdigest()
+        views: list = [None] * dist.get_world_size()
+        dist.all_gather_object(views, (dist.get_rank(), selected_ids, digest))
+        if len({(tuple(ids), d) for _, ids, d in views}) != 1:
+            raise RuntimeError(f"round {round_idx}: processes disagree on the selection or the adapter: {views}")
+        log_event("ranks_agree", run=self.run_id, round=round_idx, processes=len(views), adapter=digest[:12] or "none")
+        dist.barrier()  # the main process has written the round; nobody races ahead of the store
+
+    def _restore_rows(self, start: int, latest) -> list[dict]:
+        """Result rows of stored rounds ``0..start`` missing from results.jsonl: a run killed between
+        saving a round and logging it, or one resumed from the Hub into a fresh folder. A round's
+        row is rebuilt from its saved state (which holds the row's measurements)."""
+        if not self.is_main:
+            return []
+        try:
+            logged = {r["round"] for r in self.results.rows() if r.get("method") == self.method and r.get("seed") == self.seed}
+        except FileNotFoundError:
+            logged = set()
+        missing = [r for r in range(start + 1) if r not in logged]
+        stored = set(self.store.revisions(self.run_id)) if missing != [start] else {latest.revision}
+        rows = []
+        for r in missing:
+            if revision_name(self.run_id, r) not in stored:
+                continue
+            rec = latest if r == start else self.store.load_round(self.run_id, r)
+            extra = {k: v for k, v in rec.state.items() if k not in _STATE_ONLY}
+            rows.append(self._row(r, rec.datasets["labeled"], rec.state["accuracy"], {**extra, "revision": rec.revision}))
+            log_event("restored_row", run=self.run_id, round=r)
+        return rows
+
     def _row(self, round_idx: int, labeled: Dataset, acc: float, extra: dict) -> dict:
         n_syn = sum(1 for s in labeled["source"][:] if s == "synthetic")
         return {
@@ -314,7 +375,7 @@ class Trial:
 
     def run(self) -> list[dict]:
         cfg = self.cfg
-        need = set(self.strategy.requires)
+        need = set(self.strategy.requires) | set(self.shared.need)
         syn_features = datasets.Features({**self.real_pool.features, "prompt": datasets.Value("string"), "generator_revision": datasets.Value("string"), "round": datasets.Value("int64")})
         labeled_features = datasets.Features({**self.real_pool.features, "round_acquired": datasets.Value("int64")})
         start = self.store.latest_round(self.run_id)
@@ -328,6 +389,8 @@ class Trial:
             trainer, acc, lab_out, cand_out, times = self._train(labeled, self._candidates(labeled, synthetic), 0, need=need)
             state = {"accuracy": acc, "recipe_hash": recipe_hash(cfg), "recipe": cfg.to_dict(), "method": self.method, "seed": self.seed, **times}
             rev = self._save(0, labeled, synthetic, state)
+            if self.generator is not None:  # round 1 generates with round 0's (saved) adapter
+                self.generator.revision = rev
             row = self._row(0, labeled, acc, {**times, "revision": rev})
             if self.is_main:
                 self.results.append(row)
@@ -349,6 +412,9 @@ class Trial:
             if self.generative:
                 self._setup_generator(rec.adapter_path, rec.revision)
             log_event("resume", run=self.run_id, from_round=start, labeled=len(labeled))
+            for row in self._restore_rows(start, rec):
+                self.results.append(row)
+                rows.append(row)
             trainer, acc, lab_out, cand_out, _ = self._train(labeled, self._candidates(labeled, synthetic), start, need=need)
             first = start + 1
             if self.progress is not None:
@@ -393,6 +459,7 @@ class Trial:
             extra["round_s"] = time.perf_counter() - t_round
             state_d = {"accuracy": acc, "recipe_hash": recipe_hash(cfg), "recipe": cfg.to_dict(), "method": self.method, "seed": self.seed, "synthetic_share": self._synthetic_share, **extra}
             rev = self._save(r, labeled, synthetic, state_d)
+            self._check_ranks_agree(r, extra["selected_ids"])
             if self.generator is not None:
                 self.generator.revision = rev
             row = self._row(r, labeled, acc, {**extra, "revision": rev})
@@ -455,7 +522,9 @@ class Experiment:
         from accelerate import PartialState
 
         self.cfg = cfg
-        self.state = PartialState()
+        # Without an accelerator, torchrun-launched ranks (accelerate launch --multi_gpu) only form a
+        # gloo group when the state is created with cpu=True.
+        self.state = PartialState(cpu=not torch.cuda.is_available())
         self.is_main = self.state.is_main_process
         self.output_dir = Path(cfg.output.output_dir)
         self.show_progress = show_progress and self.is_main
@@ -472,9 +541,14 @@ class Experiment:
         for note in task.notes:
             log_event("data", note=json.dumps(note))
         store = make_store(cfg.store, self.output_dir) if self.is_main else _NullStore(make_store(cfg.store, self.output_dir))
+        if self.is_main and hasattr(store, "push_pending"):
+            # A HubStore run killed during a push: upload those rounds now, not only at the next
+            # save (a run resumed after its last round has no next save).
+            store.push_pending()
         results = ResultsLog(self.output_dir)
         shared = _Shared()
-        if any("pretrained_embeddings" in get_strategy(s, cfg.acquisition).requires for s in cfg.acquisition.strategies):
+        shared.need = frozenset().union(*(get_strategy(s, cfg.acquisition).requires for s in cfg.acquisition.strategies))
+        if "pretrained_embeddings" in shared.need:
             shared.pretrained = PretrainedEncoder(cfg.classifier)
         trials = [Trial(cfg, task, s, seed, store=store, results=results, shared=shared, is_main=self.is_main) for seed in cfg.loop.seeds for s in cfg.acquisition.strategies]
         total = sum(t.num_rounds + 1 for t in trials)

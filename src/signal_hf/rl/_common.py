@@ -136,14 +136,29 @@ def summarize_trl_logs(log_history: list[dict]) -> dict[str, float]:
     return {name: sum(v) / len(v) for name, v in sums.items()}
 
 
+def _per_device_batch(config: RLConfig) -> int:
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    total = config.prompts_per_step * config.num_generations
+    if total % world:
+        raise ConfigError(
+            "rl.prompts_per_step",
+            f"{config.prompts_per_step} prompts × {config.num_generations} generations cannot be split over {world} processes",
+            f"make prompts_per_step × num_generations a multiple of {world}",
+        )
+    return total // world
+
+
 def trl_common_args(config: RLConfig, *, output_dir: str | Path, seed: int, max_new_tokens: int,
                     temperature: float, top_p: float) -> dict[str, Any]:
     """GRPOConfig/RLOOConfig arguments shared by both: one generation batch per step, quiet, no saving."""
     return dict(
         output_dir=str(output_dir),
         max_steps=config.steps_per_round,
-        # One optimizer step per generation batch of prompts_per_step × num_generations completions.
-        per_device_train_batch_size=config.prompts_per_step * config.num_generations,
+        # One optimizer step per generation batch of prompts_per_step × num_generations completions,
+        # split across data-parallel ranks.
+        per_device_train_batch_size=_per_device_batch(config),
         gradient_accumulation_steps=1,
         num_generations=config.num_generations,
         num_iterations=1,
@@ -170,6 +185,9 @@ def trl_common_args(config: RLConfig, *, output_dir: str | Path, seed: int, max_
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         remove_unused_columns=False,
+        # Without CUDA, torchrun-launched ranks only form a DDP group when the trainer runs "on CPU";
+        # otherwise every rank would train its own, diverging adapter.
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
