@@ -121,3 +121,11 @@ def test_cli_prints_one_line_error(tmp_path):
     lines = [l for l in proc.stderr.strip().splitlines() if l]
     assert lines == ["error: acquisition.k: must be > 0, got -1 (fix: e.g. 10)"]
     assert "Traceback" not in proc.stderr
+
+
+def test_every_field_is_documented_and_the_reference_is_current():
+    from signal_hf.config import config_reference_markdown, undocumented_fields
+
+    assert undocumented_fields() == []
+    committed = (ROOT / "docs" / "config_reference.md").read_text()
+    assert committed == config_reference_markdown(), "regenerate: signal-hf config --reference > docs/config_reference.md"

@@ -23,7 +23,8 @@ signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its la
 signal-hf plot RUN_DIR                                redraw the table and learning curves from results
 signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
 signal-hf train-annotator RECIPE.yaml [--output DIR]  fine-tune the model oracle on the full train split
-signal-hf config RECIPE.yaml [overrides]              print the validated recipe"""
+signal-hf config RECIPE.yaml [overrides]              print the validated recipe
+signal-hf config --reference                          print the recipe reference (every field)"""
 
 
 def _setup_logging(level: str = "info") -> None:
@@ -189,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "train-annotator":
             return cmd_train_annotator(argv[1:])
         if cmd == "config":
+            if argv[1:] == ["--reference"]:
+                from .config import config_reference_markdown
+
+                print(config_reference_markdown(), end="")
+                return 0
             if len(argv) < 2:
                 raise SignalHFError("config: missing RECIPE")
             return cmd_config(argv[1], argv[2:])
