@@ -6,7 +6,7 @@ arguments) to ``<out>/bench-<UTC time>.json`` and ``<out>/latest.json`` (default
 Default (``make bench``; ~10 min on a quiet 2-core machine):
 
 * acquisition on pools of 1k, 10k and 50k rows, 2 and 4 classes, 768-d, labeled set = 10 % of the
-  pool, select 100, k = 10; 3 interleaved runs (1 for anything slower than ``--slow-s`` = 5 s);
+  pool, select 100, k = 10; 3 interleaved runs (1 for anything slower than ``--slow-s`` = 30 s);
   above ``--large-pool`` (10k) small-text runs for 2 classes only and the like-for-like CAL is
   skipped (``--large-pool 100000`` runs the whole matrix, ~10 more minutes);
 * one round of ``recipes/demo.yaml`` and ``recipes/demo_signal.yaml`` at 0.1 % and 1 % SST-2 pools,
@@ -36,7 +36,7 @@ SECTIONS = ("acquisition", "rounds", "generation")
 
 FULL: dict[str, Any] = {
     "sizes": [1000, 10000, 50000], "classes": [2, 4], "labeled": 0.1, "dim": 768, "n_query": 100, "k": 10,
-    "repeats": 3, "slow_s": 5.0, "large_pool": 10000,
+    "repeats": 3, "slow_s": 30.0, "large_pool": 10000,
     "recipes": ["recipes/demo.yaml", "recipes/demo_signal.yaml"], "fractions": [0.001, 0.01], "max_test_samples": 100,
     "annotator_samples": 512, "round_overrides": [],
     "generators": ["bundled:gemma3-270m", "bundled:smollm2-135m"], "batch_sizes": [1, 8], "n_prompts": 16, "passes": 2,

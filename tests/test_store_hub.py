@@ -11,20 +11,14 @@ stops it when it ends. Each case below reports the outcome of the same-named chi
 from __future__ import annotations
 
 import ast
-import os
-import secrets
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hub_server import free_port
+from hub_server import run_child_cases
 
 pytestmark = pytest.mark.hub
 
 CASES_FILE = Path(__file__).parent / "hub_server" / "hub_cases.py"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 300
 CASES = [
     node.name
@@ -35,46 +29,9 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def hub_results(tmp_path_factory) -> dict[str, tuple[str, str]]:
-    base = tmp_path_factory.mktemp("hub")
-    token = "hf_" + secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "PYTEST_"))}
-    port = free_port()
-    env.update(
-        HF_ENDPOINT=f"http://127.0.0.1:{port}",
-        HF_TOKEN=token,
-        HF_HOME=str(base / "hf_home"),
-        HF_HUB_DISABLE_XET="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_ETAG_TIMEOUT="10",
-        HF_HUB_DOWNLOAD_TIMEOUT="30",
-        HUB_TEST_SERVER_ROOT=str(base / "server"),
-        HUB_TEST_SERVER_PORT=str(port),
-        # Lets tests/conftest.py tell the hub child apart (it must not force HF_HUB_OFFLINE there).
-        SIGNAL_HF_HUB_CHILD="1",
-    )
-    junit = base / "junit.xml"
-    cmd = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(base / "child"),
-        f"--junitxml={junit}", str(CASES_FILE),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
-        )
-        output = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        output = f"child pytest timed out after {CHILD_TIMEOUT_S}s\n{exc.stdout or ''}{exc.stderr or ''}"
-    if not junit.is_file():
+    results, output, token = run_child_cases(CASES_FILE, tmp_path_factory.mktemp("hub"), CHILD_TIMEOUT_S)
+    if not results:
         pytest.fail(f"hub cases did not run:\n{output[-6000:]}")
-    results: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        outcome, detail = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                detail = (child.get("message") or "") + "\n" + (child.text or "")
-                break
-        results[case.get("name")] = (outcome, detail)
     assert token not in output, "the Hub token was printed by the hub tests"
     return results
 

@@ -85,3 +85,52 @@ class HubTestServer:
                 self._proc.kill()
                 self._proc.wait(timeout=timeout_s)
         self._proc = None
+
+
+def run_child_cases(cases_file: Path, base: Path, timeout_s: int) -> tuple[dict[str, tuple[str, str]], str, str]:
+    """Run ``cases_file`` in a child pytest whose environment points the HF clients at a fresh test
+    server (they read HF_ENDPOINT / HF_TOKEN / HF_HOME once, at import, so a child process is the only
+    reliable way in a whole-suite run). The child starts and stops the server itself.
+
+    Returns ({case name: (outcome, detail)}, the child's output, the token it used).
+    """
+    import secrets
+    import xml.etree.ElementTree as ET
+
+    token = "hf_" + secrets.token_hex(16)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "PYTEST_"))}
+    env.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        HF_TOKEN=token,
+        HF_HOME=str(base / "hf_home"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_ETAG_TIMEOUT="10",
+        HF_HUB_DOWNLOAD_TIMEOUT="30",
+        HUB_TEST_SERVER_ROOT=str(base / "server"),
+        HUB_TEST_SERVER_PORT=str(port),
+        # Lets tests/conftest.py tell the hub child apart (it must not force HF_HUB_OFFLINE there).
+        SIGNAL_HF_HUB_CHILD="1",
+    )
+    junit = base / "junit.xml"
+    cmd = [
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(base / "child"),
+        f"--junitxml={junit}", str(cases_file),
+    ]
+    try:
+        proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=timeout_s)
+        output = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        output = f"child pytest timed out after {timeout_s}s\n{exc.stdout or ''}{exc.stderr or ''}"
+    results: dict[str, tuple[str, str]] = {}
+    if junit.is_file():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            outcome, detail = "passed", ""
+            for child in case:
+                if child.tag in ("failure", "error", "skipped"):
+                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                    detail = (child.get("message") or "") + "\n" + (child.text or "")
+                    break
+            results[case.get("name")] = (outcome, detail)
+    return results, output, token
