@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-signal test test-slow test-all bench paper annotator clean lint
+.PHONY: install demo demo-signal test test-slow test-all bench paper annotator annotator-ag_news clean
 
 install: $(STAMP)
 
@@ -43,8 +43,20 @@ test-all: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
+annotator-ag_news: install
+	$(BIN)/signal-hf train-annotator recipes/paper/cpu_ag_news_0.1.yaml --max-train-samples 4000
+
+# The paper's grid scaled to 2 CPU cores (recipes/paper/); results and plots go to docs/results/.
 paper: install
-	$(BIN)/python -m benchmarks.paper
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	test -f runs/annotators/ag_news/annotator.json || $(MAKE) annotator-ag_news
+	for r in recipes/paper/cpu_*.yaml; do \
+	  n=$$(basename $$r .yaml); start=$$(date +%s); \
+	  $(BIN)/signal-hf $$r || exit 1; \
+	  mkdir -p docs/results/$$n; \
+	  cp runs/paper/$${n#cpu_}/summary.md runs/paper/$${n#cpu_}/learning_curves.png docs/results/$$n/; \
+	  echo "wall time: $$(( $$(date +%s) - start )) s; command: signal-hf $$r" >> docs/results/$$n/summary.md; \
+	done
 
 clean:
 	rm -rf runs/ .pytest_cache build *.egg-info
