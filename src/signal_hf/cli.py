@@ -104,9 +104,10 @@ def cmd_resume(target: str, overrides: list[str]) -> int:
 
             import yaml
 
-            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-                yaml.safe_dump(cfg.to_dict(), f)
-            cfg = load_recipe(f.name, overrides)
+            with tempfile.TemporaryDirectory() as tmp:
+                recipe = Path(tmp) / "recipe.yaml"
+                recipe.write_text(yaml.safe_dump(cfg.to_dict()))
+                cfg = load_recipe(recipe, overrides)
     _setup_logging(cfg.output.log_level)
     set_num_threads()
     exp = run_experiment(cfg)
