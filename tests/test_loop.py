@@ -115,3 +115,23 @@ def test_cli_plot_redraws(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| random |" in proc.stdout
     assert (copy / "learning_curves.png").is_file()
+
+
+def test_cli_plot_merges_runs_into_one_table(run, tmp_path):
+    out, _ = run
+    import json as _json
+
+    other = tmp_path / "gen"
+    other.mkdir()
+    rows = [_json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    with open(other / "results.jsonl", "w") as f:
+        for r in rows:
+            if r["method"] == "signal":
+                f.write(_json.dumps({**r, "method": "signal-gen", "accuracy": 0.99}) + "\n")
+    merged = tmp_path / "merged"
+    proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(out), str(other), "--out", str(merged)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| signal-gen | 99.0 ± 0.0 |" in proc.stdout and "| random |" in proc.stdout
+    assert (merged / "learning_curves.png").is_file()
+    proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(out), str(out), "--out", str(merged)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "share (method, seed, round) rows" in proc.stderr

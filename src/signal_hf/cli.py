@@ -20,7 +20,7 @@ COMMANDS = ("run", "resume", "plot", "pull", "train-annotator", "config")
 USAGE = """signal-hf RECIPE.yaml [--section.key value ...]     run an experiment (same as `run`)
 signal-hf run RECIPE.yaml [overrides]                 run (resumes a matching run in output_dir)
 signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its last complete round
-signal-hf plot RUN_DIR                                redraw the table and learning curves from results
+signal-hf plot RUN_DIR [RUN_DIR ... --out DIR]        redraw (or merge) tables and learning curves
 signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
 signal-hf train-annotator RECIPE.yaml [--output DIR]  fine-tune the model oracle on the full train split
 signal-hf config RECIPE.yaml [overrides]              print the validated recipe
@@ -116,12 +116,19 @@ def cmd_resume(target: str, overrides: list[str]) -> int:
     return 0
 
 
-def cmd_plot(run_dir: str) -> int:
+def cmd_plot(argv: list[str]) -> int:
     from .results import write_report
 
+    p = argparse.ArgumentParser(prog="signal-hf plot", description="Redraw the table and learning curves from saved results.")
+    p.add_argument("run_dirs", nargs="+", help="one run folder, or several to merge (e.g. runs/demo runs/demo_signal)")
+    p.add_argument("--out", default=None, help="folder for the merged report (required with several runs)")
+    a = p.parse_args(argv)
+    if len(a.run_dirs) > 1 and not a.out:
+        raise SignalHFError("plot: several runs need --out DIR for the merged report (fix: add --out runs/merged)")
+    out = a.out or a.run_dirs[0]
     try:
-        table, png = write_report(run_dir, title=Path(run_dir).name)
-    except FileNotFoundError as e:
+        table, png = write_report(out, title=Path(out).name, sources=a.run_dirs)
+    except (FileNotFoundError, ValueError) as e:
         raise SignalHFError(f"plot: {e}") from None
     print(table)
     print(f"\nplot: {png}")
@@ -183,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SignalHFError("resume: missing RUN_DIR or REPO_ID (fix: signal-hf resume runs/demo)")
             return cmd_resume(argv[1], argv[2:])
         if cmd == "plot":
-            if len(argv) != 2:
-                raise SignalHFError("plot: expects one RUN_DIR (fix: signal-hf plot runs/demo)")
-            return cmd_plot(argv[1])
+            return cmd_plot(argv[1:])
         if cmd == "pull":
             return cmd_pull(argv[1:])
         if cmd == "train-annotator":

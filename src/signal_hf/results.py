@@ -118,10 +118,22 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
     return out
 
 
-def write_report(output_dir: str | os.PathLike, title: str = "", notes: Iterable[str] = ()) -> tuple[str, Path]:
-    """Write ``summary.md`` (table + notes) and ``learning_curves.png`` from ``results.jsonl``."""
+def write_report(
+    output_dir: str | os.PathLike, title: str = "", notes: Iterable[str] = (), *, sources: Iterable[str | os.PathLike] = ()
+) -> tuple[str, Path]:
+    """Write ``summary.md`` (table + notes) and ``learning_curves.png`` into ``output_dir``.
+
+    Rows come from ``output_dir/results.jsonl``, or from the ``results.jsonl`` of every run folder in
+    ``sources`` (e.g. a pool-based run and a generative SIGnAL run in one table and plot).
+    """
     out = Path(output_dir)
-    rows = read_results(out)
+    sources = list(sources) or [out]
+    rows = [row for src in sources for row in read_results(src)]
+    if len(sources) > 1:
+        keys = [tuple(r.get(k) for k in KEY) for r in rows]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the runs share (method, seed, round) rows: merge runs of different methods")
+    out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     table = format_table(summary)
     notes = list(notes)
