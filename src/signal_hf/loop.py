@@ -160,15 +160,7 @@ class Trial:
         acc = trainer.accuracy()
         times["eval_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        both = concatenate_datasets([labeled.select_columns(self._text_cols()), candidates.select_columns(self._text_cols())]) if len(candidates) else labeled.select_columns(self._text_cols())
-        out = trainer.pool_outputs(both, grad_embeddings="grad_embeddings" in need)
-        n_l = len(labeled)
-        lab_out = out.select(list(range(n_l)))
-        cand_out = out.select(list(range(n_l, len(both))))
-        if "pretrained_embeddings" in need:
-            enc = self.shared.pretrained
-            lab_out.pretrained_embeddings = enc.embed(labeled)
-            cand_out.pretrained_embeddings = enc.embed(candidates) if len(candidates) else torch.zeros(0, lab_out.pretrained_embeddings.shape[1])
+        lab_out, cand_out = self._pool_pass(trainer, labeled, candidates, need)
         times["inference_s"] = time.perf_counter() - t
         self.shared.trained[key] = (acc, lab_out, cand_out)
         return trainer, acc, lab_out, cand_out, times
@@ -474,15 +466,23 @@ class Trial:
                 self.progress.advance()
         return rows
 
+    def _pool_pass(self, trainer: ClassifierTrainer, labeled: Dataset, candidates: Dataset, need: set[str]) -> tuple[PoolOutputs, PoolOutputs]:
+        """One inference pass over L and the candidates, split back into (labeled, candidates) outputs."""
+        cols = self._text_cols()
+        both = concatenate_datasets([labeled.select_columns(cols), candidates.select_columns(cols)]) if len(candidates) else labeled.select_columns(cols)
+        out = trainer.pool_outputs(both, grad_embeddings="grad_embeddings" in need)
+        lab_out = out.select(list(range(len(labeled))))
+        cand_out = out.select(list(range(len(labeled), len(both))))
+        if "pretrained_embeddings" in need:
+            enc = self.shared.pretrained
+            lab_out.pretrained_embeddings = enc.embed(labeled)
+            cand_out.pretrained_embeddings = enc.embed(candidates) if len(candidates) else torch.zeros(0, lab_out.pretrained_embeddings.shape[1])
+        return lab_out, cand_out
+
     def _infer_only(self, trainer: ClassifierTrainer | None, labeled: Dataset, candidates: Dataset, need: set[str]):
         if trainer is None:  # cached model: retrain (identical result) to score the new candidates
             return self._train(labeled, candidates, -1, need=need)
-        both = concatenate_datasets([labeled.select_columns(self._text_cols()), candidates.select_columns(self._text_cols())])
-        out = trainer.pool_outputs(both, grad_embeddings="grad_embeddings" in need)
-        lab_out, cand_out = out.select(list(range(len(labeled)))), out.select(list(range(len(labeled), len(both))))
-        if "pretrained_embeddings" in need:
-            lab_out.pretrained_embeddings = self.shared.pretrained.embed(labeled)
-            cand_out.pretrained_embeddings = self.shared.pretrained.embed(candidates)
+        lab_out, cand_out = self._pool_pass(trainer, labeled, candidates, need)
         return trainer, None, lab_out, cand_out, {}
 
 

@@ -134,3 +134,12 @@ def run_child_cases(cases_file: Path, base: Path, timeout_s: int) -> tuple[dict[
                     break
             results[case.get("name")] = (outcome, detail)
     return results, output, token
+
+
+def env_server(token: str):
+    """Generator for a module-scoped pytest fixture in a hub child process: the test server configured by
+    HUB_TEST_SERVER_ROOT / HUB_TEST_SERVER_PORT (set by :func:`run_child_cases`), started and stopped."""
+    srv = HubTestServer(Path(os.environ["HUB_TEST_SERVER_ROOT"]), token=token, port=int(os.environ["HUB_TEST_SERVER_PORT"]))
+    srv.start()
+    yield srv
+    srv.stop()

@@ -31,7 +31,7 @@ from hub_fixtures import (  # noqa: E402
     tiny_lora_adapter,
 )
 
-from hub_server import HubTestServer  # noqa: E402
+from hub_server import env_server  # noqa: E402
 from signal_hf.errors import StoreError  # noqa: E402
 from signal_hf.store import HubStore, LocalStore, load_adapter, pull  # noqa: E402
 
@@ -53,12 +53,7 @@ def test_environment_reached_huggingface_hub_before_import():
 
 @pytest.fixture(scope="module")
 def server():
-    srv = HubTestServer(
-        Path(os.environ["HUB_TEST_SERVER_ROOT"]), token=TOKEN, port=int(os.environ["HUB_TEST_SERVER_PORT"])
-    )
-    srv.start()
-    yield srv
-    srv.stop()
+    yield from env_server(TOKEN)
 
 
 @pytest.fixture(scope="module")

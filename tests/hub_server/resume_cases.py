@@ -24,7 +24,7 @@ from hub_fixtures import assert_same_datasets  # noqa: E402
 from test_resume import assert_matches_reference, result_lines, run_cli  # noqa: E402
 from test_signal_loop import signal_cfg  # noqa: E402
 
-from hub_server import HubTestServer  # noqa: E402
+from hub_server import env_server  # noqa: E402
 from signal_hf.annotator import train_annotator  # noqa: E402
 from signal_hf.config import to_yaml  # noqa: E402
 from signal_hf.loop import run_experiment  # noqa: E402
@@ -40,12 +40,7 @@ TOKEN = os.environ["HF_TOKEN"]
 
 @pytest.fixture(scope="module")
 def server():
-    srv = HubTestServer(
-        Path(os.environ["HUB_TEST_SERVER_ROOT"]), token=TOKEN, port=int(os.environ["HUB_TEST_SERVER_PORT"])
-    )
-    srv.start()
-    yield srv
-    srv.stop()
+    yield from env_server(TOKEN)
 
 
 def branches(repo: str, repo_type: str) -> set[str]:
