@@ -15,11 +15,12 @@ from pathlib import Path
 
 from .errors import SignalHFError
 
-COMMANDS = ("run", "resume", "plot", "pull", "train-annotator", "config")
+COMMANDS = ("run", "resume", "grid", "plot", "pull", "train-annotator", "config")
 
 USAGE = """signal-hf RECIPE.yaml [--section.key value ...]     run an experiment (same as `run`)
 signal-hf run RECIPE.yaml [overrides]                 run (resumes a matching run in output_dir)
 signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its last complete round
+signal-hf grid RECIPE [RECIPE ...] [--workers N]     run recipes' seeds side by side, merge each report
 signal-hf plot RUN_DIR [RUN_DIR ... --out DIR]        redraw (or merge) tables and learning curves
 signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
 signal-hf train-annotator RECIPE.yaml [--output DIR]  fine-tune the model oracle on the full train split
@@ -116,18 +117,37 @@ def cmd_resume(target: str, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_grid(argv: list[str]) -> int:
+    from .grid import run_grid
+
+    p = argparse.ArgumentParser(prog="signal-hf grid", description="Run recipes one seed per process, side by side, and merge each recipe's report.")
+    p.add_argument("recipes", nargs="+", help="recipe files; overrides apply to all and must be written --section.key=value")
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="parallel runs (default: one per core)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    a, overrides = p.parse_known_args(argv)
+    bad = [o for o in overrides if not (o.startswith("--") and "=" in o)]
+    if bad:
+        raise SignalHFError(f"grid: override {bad[0]!r} is not --section.key=value (fix: write overrides with '=', e.g. --classifier.max_steps=20)")
+    _setup_logging()
+    jobs = run_grid(a.recipes, workers=a.workers, threads=a.threads, overrides=overrides)
+    for j in jobs:
+        print(f"{j.recipe} seed {j.seed}: {j.wall_s:.0f} s -> {j.output_dir}")
+    return 0
+
+
 def cmd_plot(argv: list[str]) -> int:
     from .results import write_report
 
     p = argparse.ArgumentParser(prog="signal-hf plot", description="Redraw the table and learning curves from saved results.")
     p.add_argument("run_dirs", nargs="+", help="one run folder, or several to merge (e.g. runs/demo runs/demo_signal)")
     p.add_argument("--out", default=None, help="folder for the merged report (required with several runs)")
+    p.add_argument("--title", default=None, help="title of the table and plot (default: the output folder's name)")
     a = p.parse_args(argv)
     if len(a.run_dirs) > 1 and not a.out:
         raise SignalHFError("plot: several runs need --out DIR for the merged report (fix: add --out runs/merged)")
     out = a.out or a.run_dirs[0]
     try:
-        table, png = write_report(out, title=Path(out).name, sources=a.run_dirs)
+        table, png = write_report(out, title=a.title or Path(out).name, sources=a.run_dirs)
     except (FileNotFoundError, ValueError) as e:
         raise SignalHFError(f"plot: {e}") from None
     print(table)
@@ -189,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(argv) < 2:
                 raise SignalHFError("resume: missing RUN_DIR or REPO_ID (fix: signal-hf resume runs/demo)")
             return cmd_resume(argv[1], argv[2:])
+        if cmd == "grid":
+            return cmd_grid(argv[1:])
         if cmd == "plot":
             return cmd_plot(argv[1:])
         if cmd == "pull":

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ResultsLog", "summarize", "format_table", "plot_learning_curves", "write_report"]
+__all__ = ["ResultsLog", "summarize", "format_table", "compare_methods", "format_comparison", "plot_learning_curves", "write_report"]
 
 RESULTS_FILE = "results.jsonl"
 KEY = ("method", "seed", "round")
@@ -86,6 +86,77 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def compare_methods(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> list[dict[str, Any]]:
+    """Each method named ``prefix*`` against every other method, on the checkpoints both reached.
+
+    At each shared checkpoint the method *wins* when its mean − std band lies wholly above the other's
+    mean + std, *loses* when wholly below, and *ties* when the bands overlap (a deliberately strict
+    reading for 3 seeds: no test is claimed). ``mean``/``std`` are the per-seed average accuracy over
+    those checkpoints (the normalised area under the learning curve), then mean ± std over seeds
+    present for every shared checkpoint of that method.
+    """
+    import numpy as np
+
+    rows = list(rows)
+    cell = {(s["method"], s["step_percent"]): s for s in summarize(rows)}
+    curves: dict[str, dict[Any, dict[int, float]]] = {}
+    for r in rows:
+        curves.setdefault(r["method"], {}).setdefault(r["seed"], {})[int(r["step_percent"])] = float(r["accuracy"])
+    steps_of = {m: {p for c in per_seed.values() for p in c} for m, per_seed in curves.items()}
+
+    def area(method: str, steps: list[int]) -> tuple[float, float, int]:
+        per_seed = [np.mean([c[p] for p in steps]) for c in curves[method].values() if all(p in c for p in steps)]
+        a = np.asarray(per_seed, dtype=float)
+        return (float(a.mean()), float(a.std(ddof=0)), len(a)) if len(a) else (float("nan"), float("nan"), 0)
+
+    out = []
+    for m in sorted(x for x in curves if x.startswith(prefix)):
+        for other in sorted(x for x in curves if x != m):
+            steps = sorted(steps_of[m] & steps_of[other])
+            if not steps:
+                continue
+            verdicts = []
+            for p in steps:
+                a, b = cell[(m, p)], cell[(other, p)]
+                if a["mean"] - a["std"] > b["mean"] + b["std"]:
+                    verdicts.append("win")
+                elif a["mean"] + a["std"] < b["mean"] - b["std"]:
+                    verdicts.append("loss")
+                else:
+                    verdicts.append("tie")
+            (ma, sa, na), (mb, sb, nb) = area(m, steps), area(other, steps)
+            out.append(
+                {
+                    "method": m,
+                    "other": other,
+                    "steps": steps,
+                    "wins": verdicts.count("win"),
+                    "ties": verdicts.count("tie"),
+                    "losses": verdicts.count("loss"),
+                    "verdicts": verdicts,
+                    "mean": ma,
+                    "std": sa,
+                    "other_mean": mb,
+                    "other_std": sb,
+                    "n": min(na, nb),
+                }
+            )
+    return out
+
+
+def format_comparison(comparison: list[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`compare_methods`: wins/ties/losses and mean accuracy over shared checkpoints."""
+    head = "| method | vs | checkpoints | wins | ties | losses | mean acc. (method) | mean acc. (vs) |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for c in comparison:
+        span = f"{c['steps'][0]}–{c['steps'][-1]}% ({len(c['steps'])})"
+        lines.append(
+            f"| {c['method']} | {c['other']} | {span} | {c['wins']} | {c['ties']} | {c['losses']} | "
+            f"{100 * c['mean']:.1f} ± {100 * c['std']:.1f} | {100 * c['other_mean']:.1f} ± {100 * c['other_std']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """Accuracy vs. acquired data (% of the real pool), mean line and ± std band per method."""
     import matplotlib
@@ -140,6 +211,14 @@ def write_report(
     if not notes:
         notes = sorted({n for r in rows for n in r.get("notes", [])})
     text = f"# {title or 'results'}\n\nTest accuracy (%) at each share of acquired data, mean ± std over seeds.\n\n{table}\n"
+    comparison = compare_methods(rows)
+    if comparison:
+        text += (
+            "\nSIGnAL against each other method on the checkpoints both reached: a *win* (*loss*) is a checkpoint "
+            "where the mean ± std bands do not overlap and SIGnAL is above (below); otherwise a *tie*. Mean "
+            "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
+            + format_comparison(comparison) + "\n"
+        )
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     tmp = out / "summary.md.tmp"

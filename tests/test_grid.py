@@ -1,0 +1,79 @@
+"""``signal-hf grid``: recipes split into one process per seed, merged reports, same results as one run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from signal_hf.errors import SignalHFError
+from signal_hf.grid import plan_grid
+from signal_hf.results import read_results
+
+
+def _recipe(path, out, strategies):
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": path.stem,
+                "data": {"dataset": "sst2", "pool_fraction": 0.0005, "max_test_samples": 48},
+                "classifier": {"max_steps": 3, "max_length": 32, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 64},
+                "acquisition": {"strategies": strategies, "k": 3},
+                "loop": {"seeds": [0, 1], "initial_fraction": 0.2, "step_fraction": 0.2, "max_fraction": 0.6},
+                "output": {"output_dir": str(out)},
+            }
+        )
+    )
+    return str(path)
+
+
+def _cli(*args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "signal_hf", *args], capture_output=True, text=True, timeout=900, env={**os.environ, **env}
+    )
+
+
+def test_grid_matches_one_run_and_resumes(tmp_path):
+    a = _recipe(tmp_path / "a.yaml", tmp_path / "a", ["random", "entropy"])
+    b = _recipe(tmp_path / "b.yaml", tmp_path / "b", ["cal"])
+    p = _cli("grid", a, b, "--workers", "2")
+    assert p.returncode == 0, p.stderr[-3000:]
+    # The reference: recipe a as one ordinary run, both seeds in one process.
+    ref = _cli("run", a, f"--output.output_dir={tmp_path / 'ref'}", SIGNAL_HF_NUM_THREADS="1")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ref_rows = {(r["method"], r["seed"], r["round"]): r for r in read_results(tmp_path / "ref")}
+    grid_rows = {}
+    for seed in (0, 1):
+        rows = read_results(tmp_path / "a" / "seeds" / f"seed-{seed}")
+        assert {r["seed"] for r in rows} == {seed}
+        grid_rows.update({(r["method"], r["seed"], r["round"]): r for r in rows})
+    assert grid_rows.keys() == ref_rows.keys() and len(ref_rows) == 2 * 2 * 3
+    for k, r in ref_rows.items():
+        assert grid_rows[k].get("selected_ids") == r.get("selected_ids"), k
+        assert grid_rows[k]["accuracy"] == pytest.approx(r["accuracy"], abs=1e-6), k
+    # Merged report: both seeds in every cell, and a per-seed timing record.
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert {s["method"] for s in summary} == {"random", "entropy"} and all(s["n"] == 2 for s in summary)
+    assert (tmp_path / "a" / "learning_curves.png").stat().st_size > 0
+    assert "| cal |" in (tmp_path / "b" / "summary.md").read_text()
+    timing = json.loads((tmp_path / "b" / "grid.json").read_text())
+    assert [(j["seed"], j["returncode"]) for j in timing["jobs"]] == [(0, 0), (1, 0)] and timing["workers"] == 2
+    # Running the same grid again resumes every seed's finished run: no round is recomputed.
+    lines = (tmp_path / "b" / "seeds" / "seed-0" / "results.jsonl").read_text()
+    again = _cli("grid", a, b, "--workers", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "b" / "seeds" / "seed-0" / "results.jsonl").read_text() == lines
+
+
+def test_grid_refuses_bad_input_before_running(tmp_path):
+    a = _recipe(tmp_path / "a.yaml", tmp_path / "out", ["random"])
+    b = _recipe(tmp_path / "b.yaml", tmp_path / "out", ["cal"])
+    with pytest.raises(SignalHFError, match="share output.output_dir"):
+        plan_grid([a, b])
+    assert [j.seed for _, jobs in plan_grid([a]) for j in jobs] == [0, 1]
+    p = _cli("grid", a, "--classifier.max_steps", "3")
+    assert p.returncode == 2 and "--section.key=value" in p.stderr and not (tmp_path / "out").exists()

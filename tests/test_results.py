@@ -1,0 +1,57 @@
+"""Results: the SIGnAL-vs-baselines comparison (hand-computed) and its place in the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from signal_hf.results import ResultsLog, compare_methods, write_report
+
+
+def _rows(method: str, curve: dict[int, list[float]]) -> list[dict]:
+    return [
+        {"method": method, "seed": seed, "round": step // 10 - 1, "step_percent": step, "accuracy": acc}
+        for step, accs in curve.items()
+        for seed, acc in enumerate(accs)
+    ]
+
+
+# signal: 10% band [.80, .82] above random's [.70, .72] (win); 20% [.70, .72] overlaps [.70, .74] (tie);
+# 40% [.50, .50] below [.60, .62] (loss); 30% only signal has (not compared).
+SIGNAL = _rows("signal", {10: [0.80, 0.82], 20: [0.70, 0.72], 30: [0.9, 0.9], 40: [0.50, 0.50]})
+RANDOM = _rows("random", {10: [0.70, 0.72], 20: [0.70, 0.74], 40: [0.60, 0.62]})
+
+
+def test_compare_methods_hand_computed():
+    (c,) = compare_methods(SIGNAL + RANDOM)
+    assert (c["method"], c["other"], c["steps"]) == ("signal", "random", [10, 20, 40])
+    assert c["verdicts"] == ["win", "tie", "loss"]
+    assert (c["wins"], c["ties"], c["losses"], c["n"]) == (1, 1, 1, 2)
+    # per-seed averages over 10/20/40: signal 2/3 and .68; random 2/3 and 2.08/3
+    assert c["mean"] == pytest.approx((2.0 / 3 + 0.68) / 2)
+    assert c["std"] == pytest.approx((0.68 - 2.0 / 3) / 2)
+    assert c["other_mean"] == pytest.approx(0.68)
+    assert c["other_std"] == pytest.approx((2.08 / 3 - 2.0 / 3) / 2)
+
+
+def test_compare_methods_every_signal_variant_against_every_other():
+    gen = _rows("signal-gen", {10: [0.5, 0.5], 110: [0.9, 0.9]})
+    pairs = [(c["method"], c["other"]) for c in compare_methods(SIGNAL + RANDOM + gen)]
+    assert pairs == [("signal", "random"), ("signal", "signal-gen"), ("signal-gen", "random"), ("signal-gen", "signal")]
+    # 110% is only reached by signal-gen: never compared
+    assert all(c["steps"] == [10] for c in compare_methods(gen + RANDOM))
+    assert compare_methods(RANDOM) == []
+
+
+def test_report_states_wins_ties_losses(tmp_path):
+    log = ResultsLog(tmp_path)
+    for r in SIGNAL + RANDOM:
+        log.append(r)
+    write_report(tmp_path, title="t")
+    text = (tmp_path / "summary.md").read_text()
+    assert "| signal | random | 10–40% (3) | 1 | 1 | 1 | 67.3 ± 0.7 | 68.0 ± 1.3 |" in text
+    only_random = tmp_path / "r"
+    log = ResultsLog(only_random)
+    for r in RANDOM:
+        log.append(r)
+    write_report(only_random)
+    assert "| vs |" not in (only_random / "summary.md").read_text()
