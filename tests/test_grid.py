@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 import yaml
@@ -62,6 +63,7 @@ def test_grid_matches_one_run_and_resumes(tmp_path):
     assert "| cal |" in (tmp_path / "b" / "summary.md").read_text()
     timing = json.loads((tmp_path / "b" / "grid.json").read_text())
     assert [(j["seed"], j["returncode"]) for j in timing["jobs"]] == [(0, 0), (1, 0)] and timing["workers"] == 2
+    assert timing["software"]["torch"] == version("torch")
     # Running the same grid again resumes every seed's finished run: no round is recomputed.
     lines = (tmp_path / "b" / "seeds" / "seed-0" / "results.jsonl").read_text()
     again = _cli("grid", a, b, "--workers", "2")

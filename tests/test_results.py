@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from importlib.metadata import version
+
 from signal_hf.results import ResultsLog, compare_methods, write_report
 
 
@@ -49,6 +51,7 @@ def test_report_states_wins_ties_losses(tmp_path):
     write_report(tmp_path, title="t")
     text = (tmp_path / "summary.md").read_text()
     assert "| signal | random | 10–40% (3) | 1 | 1 | 1 | 67.3 ± 0.7 | 68.0 ± 1.3 |" in text
+    assert f"torch {version('torch')}, transformers {version('transformers')}" in text
     only_random = tmp_path / "r"
     log = ResultsLog(only_random)
     for r in RANDOM:

@@ -113,8 +113,11 @@ def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], **info) -> None:
     """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code."""
     out = Path(cfg.output.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from .results import software_versions
+
     record = {
         **info,
+        "software": software_versions(),
         "jobs": [
             {"seed": j.seed, "command": " ".join(j.command()[1:]), "wall_s": round(j.wall_s, 1), "returncode": j.returncode, "log": str(j.log_path)}
             for j in jobs

@@ -189,6 +189,22 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
     return out
 
 
+REPORTED_PACKAGES = ("signal-hf", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "evaluate")
+
+
+def software_versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on (``not installed`` when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in REPORTED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def write_report(
     output_dir: str | os.PathLike, title: str = "", notes: Iterable[str] = (), *, sources: Iterable[str | os.PathLike] = ()
 ) -> tuple[str, Path]:
@@ -221,6 +237,7 @@ def write_report(
         )
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
+    text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"
     tmp = out / "summary.md.tmp"
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out / "summary.md")
