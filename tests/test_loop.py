@@ -135,3 +135,26 @@ def test_cli_plot_merges_runs_into_one_table(run, tmp_path):
     assert (merged / "learning_curves.png").is_file()
     proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(out), str(out), "--out", str(merged)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "share (method, seed, round) rows" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "pool_fraction, loop, expected",
+    [
+        # |R| = 105 (QNLI 0.1%): b = 10, 10 → 20 → 21 would report a 1-item round as "30%".
+        (0.001, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 0.2}, [(10, 10), (20, 21)]),
+        # |R| = 105 to 100%: the last round takes the remainder (15), not an extra "110%" round.
+        (0.001, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 1.0}, [(10, 10)] + [(p, 10 * p // 10) for p in range(20, 100, 10)] + [(100, 105)]),
+    ],
+)
+def test_round_schedule_reports_each_checkpoint_once(tmp_path, pool_fraction, loop, expected):
+    from signal_hf.data import load_task
+    from signal_hf.loop import Trial, _Shared
+    from signal_hf.results import ResultsLog
+
+    cfg = config_from_dict({"data": {"dataset": "qnli", "pool_fraction": pool_fraction}, "loop": {"seeds": [0], **loop}, "output": {"output_dir": str(tmp_path)}})
+    trial = Trial(cfg, load_task(cfg.data), "random", 0, store=LocalStore(tmp_path / "s"), results=ResultsLog(tmp_path), shared=_Shared())
+    labeled, schedule = trial.initial_size, [(trial.step_percent(0), trial.initial_size)]
+    for r in range(1, trial.num_rounds + 1):
+        labeled += trial.round_budget(r, labeled)
+        schedule.append((trial.step_percent(r), labeled))
+    assert schedule == expected

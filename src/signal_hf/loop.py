@@ -117,6 +117,7 @@ class Trial:
         self.budget = max(1, int(round(cfg.loop.step_fraction * self.R)))
         self.initial_size = max(1, int(round(cfg.loop.initial_fraction * self.R)))
         limit = cfg.loop.signal_max_fraction if self.generative else cfg.loop.max_fraction
+        self.limit_fraction = limit
         self.max_labeled = int(round(limit * self.R))
         self.generator = None
         self.oracle = None
@@ -128,8 +129,25 @@ class Trial:
 
     @property
     def num_rounds(self) -> int:
-        """Rounds after round 0 until ``max_labeled`` is reached."""
-        return max(0, math.ceil((self.max_labeled - self.initial_size) / self.budget))
+        """Rounds after round 0: one per ``step_fraction`` checkpoint up to the limit.
+
+        Counted in fractions, not labels: with rounded sizes (|R| = 105, b = 10) a count in labels
+        would add a 1-item round reported as the next checkpoint; the last round takes the remainder.
+        """
+        loop = self.cfg.loop
+        checkpoints = math.ceil((self.limit_fraction - loop.initial_fraction) / loop.step_fraction - 1e-6)
+        # ... but never a round with nothing left to acquire (a limit just above a checkpoint).
+        return max(0, min(checkpoints, math.ceil((self.max_labeled - self.initial_size) / self.budget)))
+
+    def round_budget(self, round_idx: int, labeled: int) -> int:
+        """Items to acquire in ``round_idx``: b, or whatever reaches ``max_labeled`` in the last round."""
+        remaining = self.max_labeled - labeled
+        return remaining if round_idx >= self.num_rounds else min(self.budget, remaining)
+
+    def step_percent(self, round_idx: int) -> int:
+        """The checkpoint of ``round_idx`` in % of |R| (the last one is the limit itself)."""
+        loop = self.cfg.loop
+        return int(round(100 * min(loop.initial_fraction + round_idx * loop.step_fraction, self.limit_fraction)))
 
     def _phase(self, text: str) -> None:
         if self.progress is not None:
@@ -361,7 +379,7 @@ class Trial:
             "experiment": self.cfg.name, "dataset": self.task.spec.name, "method": self.method, "strategy": self.strategy_name,
             "seed": self.seed, "round": round_idx, "labeled": len(labeled), "real_labeled": len(labeled) - n_syn,
             "synthetic_labeled": n_syn, "pool_size": self.R, "budget": self.budget,
-            "step_percent": int(round(100 * (self.cfg.loop.initial_fraction + round_idx * self.cfg.loop.step_fraction))),
+            "step_percent": self.step_percent(round_idx),
             "labeled_percent": 100.0 * len(labeled) / self.R, "accuracy": acc, "notes": list(self.task.notes), **extra,
         }
 
@@ -425,7 +443,7 @@ class Trial:
                 _, _, lab_out, cand_out, _ = self._infer_only(trainer, labeled, candidates, need)
             else:
                 candidates = self._candidates(labeled, synthetic)
-            n = min(self.budget, self.max_labeled - len(labeled))
+            n = self.round_budget(r, len(labeled))
             if len(candidates) == 0:
                 log_event("stop", run=self.run_id, round=r, reason="no candidates left")
                 break
