@@ -111,10 +111,10 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
 
 def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], **info) -> None:
     """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code."""
+    from .results import software_versions, write_text_atomic
+
     out = Path(cfg.output.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from .results import software_versions
-
     record = {
         **info,
         "software": software_versions(),
@@ -123,6 +123,4 @@ def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], **info) -> None:
             for j in jobs
         ],
     }
-    tmp = out / "grid.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, out / "grid.json")
+    write_text_atomic(out / "grid.json", json.dumps(record, indent=1))

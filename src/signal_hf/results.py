@@ -189,6 +189,13 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
     return out
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename: readers never see a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 REPORTED_PACKAGES = ("signal-hf", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "evaluate")
 
 
@@ -238,11 +245,7 @@ def write_report(
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"
-    tmp = out / "summary.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out / "summary.md")
-    with open(out / "summary.json.tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(out / "summary.json.tmp", out / "summary.json")
+    write_text_atomic(out / "summary.md", text)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     png = plot_learning_curves(summary, out / "learning_curves.png", title=title)
     return table, png
