@@ -52,7 +52,8 @@ annotator-ag_news: install
 # paper: SST-2 and AG News 0.1 %, every method incl. SIGnAL with the generator (to 200 %).
 # paper-pool: SST-2 and AG News 1 %, QNLI 0.1 % (fallback split), pool-based methods only.
 PAPER_RECIPES ?= recipes/paper/cpu_sst2_0.1.yaml recipes/paper/cpu_ag_news_0.1.yaml
-PAPER_POOL_RECIPES ?= recipes/paper/cpu_sst2_1.yaml recipes/paper/cpu_ag_news_1.yaml recipes/paper/cpu_qnli_0.1.yaml
+# Longest grid first: jobs start in recipe order, so the short QNLI seeds fill the tail.
+PAPER_POOL_RECIPES ?= recipes/paper/cpu_ag_news_1.yaml recipes/paper/cpu_sst2_1.yaml recipes/paper/cpu_qnli_0.1.yaml
 GRID_WORKERS ?= 2
 define run_paper_grid
 	$(BIN)/signal-hf grid $(1) --workers $(GRID_WORKERS)
