@@ -69,6 +69,12 @@ def test_grid_matches_one_run_and_resumes(tmp_path):
     again = _cli("grid", a, b, "--workers", "2")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "b" / "seeds" / "seed-0" / "results.jsonl").read_text() == lines
+    # grid.json keeps the first invocation's wall times; the total counts both invocations.
+    resumed = json.loads((tmp_path / "b" / "grid.json").read_text())
+    assert [h["grid_wall_s"] for h in resumed["history"]] == [timing["grid_wall_s"]]
+    assert resumed["history"][0]["jobs_wall_s"] == {str(j["seed"]): j["wall_s"] for j in timing["jobs"]}
+    assert resumed["total_grid_wall_s"] == pytest.approx(timing["grid_wall_s"] + resumed["grid_wall_s"], abs=0.11)
+    assert timing["history"] == [] and timing["total_grid_wall_s"] == pytest.approx(timing["grid_wall_s"], abs=0.06)
 
 
 def test_grid_refuses_bad_input_before_running(tmp_path):

@@ -110,13 +110,32 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
 
 
 def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], **info) -> None:
-    """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code."""
+    """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code.
+
+    A resumed grid keeps the earlier invocations' wall times under ``history`` (oldest first), so
+    ``total_grid_wall_s`` is the whole cost of the grid, not only of its last invocation.
+    """
     from .results import software_versions, write_text_atomic
 
     out = Path(cfg.output.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    try:
+        prev = json.loads((out / "grid.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        prev = None
+    if isinstance(prev, dict):
+        history = list(prev.get("history", []))
+        history.append(
+            {
+                **{k: prev[k] for k in ("workers", "threads", "grid_wall_s") if k in prev},
+                "jobs_wall_s": {str(j["seed"]): j["wall_s"] for j in prev.get("jobs", [])},
+            }
+        )
     record = {
         **info,
+        "total_grid_wall_s": round(info.get("grid_wall_s", 0.0) + sum(h.get("grid_wall_s", 0.0) for h in history), 1),
+        "history": history,
         "software": software_versions(),
         "jobs": [
             {"seed": j.seed, "command": " ".join(j.command()[1:]), "wall_s": round(j.wall_s, 1), "returncode": j.returncode, "log": str(j.log_path)}
