@@ -77,6 +77,31 @@ def test_grid_matches_one_run_and_resumes(tmp_path):
     assert timing["history"] == [] and timing["total_grid_wall_s"] == pytest.approx(timing["grid_wall_s"], abs=0.06)
 
 
+def test_grid_json_written_after_each_job(tmp_path, monkeypatch):
+    """A grid stopped part-way keeps the timings of the seeds it finished."""
+    import signal_hf.grid as grid
+
+    a = _recipe(tmp_path / "a.yaml", tmp_path / "a", ["random"])
+    # Stand-in seed runs: seed 0 succeeds, seed 1 fails; no model is loaded.
+    monkeypatch.setattr(grid.GridJob, "command", lambda self: [sys.executable, "-c", f"raise SystemExit({self.seed})"])
+    seen = []
+    real = grid._write_timing
+
+    def spy(cfg, jobs, history, **info):
+        real(cfg, jobs, history, **info)
+        seen.append(json.loads((tmp_path / "a" / "grid.json").read_text()))
+
+    monkeypatch.setattr(grid, "_write_timing", spy)
+    with pytest.raises(SignalHFError, match="1 of 2 runs failed"):
+        grid.run_grid([a], workers=1)
+    assert [[j["returncode"] for j in s["jobs"]] for s in seen] == [[0, None], [0, 1]]
+    # Run again: the first invocation's finished seeds move into the history.
+    seen.clear()
+    with pytest.raises(SignalHFError):
+        grid.run_grid([a], workers=1)
+    assert set(seen[0]["history"][0]["jobs_wall_s"]) == {"0", "1"} and len(seen[-1]["history"]) == 1
+
+
 def test_grid_refuses_bad_input_before_running(tmp_path):
     a = _recipe(tmp_path / "a.yaml", tmp_path / "out", ["random"])
     b = _recipe(tmp_path / "b.yaml", tmp_path / "out", ["cal"])

@@ -87,17 +87,23 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
         job.wall_s = time.perf_counter() - start
         return job
 
+    # Earlier invocations' timings, read once: grid.json is rewritten after every finished job, so a
+    # grid stopped part-way still records the seeds it finished.
+    history = {cfg.output.output_dir: _earlier_invocations(cfg) for cfg, _ in plan}
+    recipe_of = {id(j): cfg for cfg, js in plan for j in js}
+    jobs_of = {cfg.output.output_dir: js for cfg, js in plan}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(jobs), desc="grid", unit="run") as bar:
         futures = [pool.submit(run, j) for j in jobs]
         for fut in as_completed(futures):
             job = fut.result()
             log_event("grid_job", recipe=job.recipe, seed=job.seed, returncode=job.returncode, wall_s=job.wall_s, log=job.log_path)
+            cfg = recipe_of[id(job)]
+            out = cfg.output.output_dir
+            _write_timing(cfg, jobs_of[out], history[out], workers=workers, threads=threads, grid_wall_s=time.perf_counter() - started)
             bar.update(1)
     failed = [j for j in jobs if j.returncode != 0]
-    total_s = time.perf_counter() - started
     for cfg, js in plan:
-        _write_timing(cfg, js, workers=workers, threads=threads, grid_wall_s=total_s)
         if any(j.returncode != 0 for j in js) or not cfg.output.plot:
             continue
         title = f"{cfg.name}: {cfg.data.dataset}, pool {cfg.data.pool_fraction:.2%}"
@@ -109,29 +115,35 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
     return jobs
 
 
-def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], **info) -> None:
-    """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code.
+def _earlier_invocations(cfg: ExperimentConfig) -> list[dict]:
+    """The ``history`` for a new invocation: the existing ``grid.json``'s own history plus its record."""
+    try:
+        prev = json.loads((Path(cfg.output.output_dir) / "grid.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    if not isinstance(prev, dict):
+        return []
+    return [
+        *prev.get("history", []),
+        {
+            **{k: prev[k] for k in ("workers", "threads", "grid_wall_s") if k in prev},
+            "jobs_wall_s": {str(j["seed"]): j["wall_s"] for j in prev.get("jobs", []) if j.get("returncode") is not None},
+        },
+    ]
 
-    A resumed grid keeps the earlier invocations' wall times under ``history`` (oldest first), so
+
+def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], history: list[dict], **info) -> None:
+    """``grid.json`` in the recipe's output_dir: each seed's command, wall time and return code
+    (``null`` while a seed has not finished).
+
+    ``grid_wall_s`` runs from the grid's start to this recipe's latest finished seed. A resumed grid
+    keeps the earlier invocations' wall times under ``history`` (oldest first), so
     ``total_grid_wall_s`` is the whole cost of the grid, not only of its last invocation.
     """
     from .results import software_versions, write_text_atomic
 
     out = Path(cfg.output.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
-    try:
-        prev = json.loads((out / "grid.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        prev = None
-    if isinstance(prev, dict):
-        history = list(prev.get("history", []))
-        history.append(
-            {
-                **{k: prev[k] for k in ("workers", "threads", "grid_wall_s") if k in prev},
-                "jobs_wall_s": {str(j["seed"]): j["wall_s"] for j in prev.get("jobs", [])},
-            }
-        )
     record = {
         **info,
         "total_grid_wall_s": round(info.get("grid_wall_s", 0.0) + sum(h.get("grid_wall_s", 0.0) for h in history), 1),
