@@ -93,6 +93,20 @@ def test_resume_continues_identically(run, tmp_path):
         assert resumed[(m, 2)]["accuracy"] == pytest.approx(full[(m, 2)]["accuracy"])
 
 
+def test_rerunning_a_finished_run_trains_nothing(run, tmp_path, monkeypatch):
+    out, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = read_results(copy)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr("signal_hf.loop.ClassifierTrainer", no_training)
+    run_experiment(tiny(copy), show_progress=False)
+    assert read_results(copy) == before
+
+
 def test_a_different_recipe_in_the_same_folder_is_refused(run, tmp_path):
     from signal_hf.errors import ConfigError
 

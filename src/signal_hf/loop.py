@@ -419,12 +419,16 @@ class Trial:
                 synthetic = Dataset.from_dict({k: [] for k in syn_features}, features=syn_features)
             if "synthetic_share" in rec.state:
                 self._synthetic_share = rec.state["synthetic_share"]
-            if self.generative:
-                self._setup_generator(rec.adapter_path, rec.revision)
             log_event("resume", run=self.run_id, from_round=start, labeled=len(labeled))
             for row in self._restore_rows(start, rec):
                 self.results.append(row)
                 rows.append(row)
+            if start >= self.num_rounds:  # already finished: no classifier to retrain, no generator to load
+                if self.progress is not None:
+                    self.progress.advance(start + 1)
+                return rows
+            if self.generative:
+                self._setup_generator(rec.adapter_path, rec.revision)
             trainer, acc, lab_out, cand_out, _ = self._train(labeled, self._candidates(labeled, synthetic), start, need=need)
             first = start + 1
             if self.progress is not None:
