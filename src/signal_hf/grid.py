@@ -90,17 +90,15 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
     # Earlier invocations' timings, read once: grid.json is rewritten after every finished job, so a
     # grid stopped part-way still records the seeds it finished.
     history = {cfg.output.output_dir: _earlier_invocations(cfg) for cfg, _ in plan}
-    recipe_of = {id(j): cfg for cfg, js in plan for j in js}
-    jobs_of = {cfg.output.output_dir: js for cfg, js in plan}
+    recipe_of = {id(j): (cfg, js) for cfg, js in plan for j in js}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(jobs), desc="grid", unit="run") as bar:
         futures = [pool.submit(run, j) for j in jobs]
         for fut in as_completed(futures):
             job = fut.result()
             log_event("grid_job", recipe=job.recipe, seed=job.seed, returncode=job.returncode, wall_s=job.wall_s, log=job.log_path)
-            cfg = recipe_of[id(job)]
-            out = cfg.output.output_dir
-            _write_timing(cfg, jobs_of[out], history[out], workers=workers, threads=threads, grid_wall_s=time.perf_counter() - started)
+            cfg, siblings = recipe_of[id(job)]
+            _write_timing(cfg, siblings, history[cfg.output.output_dir], workers=workers, threads=threads, grid_wall_s=time.perf_counter() - started)
             bar.update(1)
     failed = [j for j in jobs if j.returncode != 0]
     for cfg, js in plan:

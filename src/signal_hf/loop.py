@@ -423,16 +423,14 @@ class Trial:
             for row in self._restore_rows(start, rec):
                 self.results.append(row)
                 rows.append(row)
+            if self.progress is not None:
+                self.progress.advance(start + 1)
             if start >= self.num_rounds:  # already finished: no classifier to retrain, no generator to load
-                if self.progress is not None:
-                    self.progress.advance(start + 1)
                 return rows
             if self.generative:
                 self._setup_generator(rec.adapter_path, rec.revision)
             trainer, acc, lab_out, cand_out, _ = self._train(labeled, self._candidates(labeled, synthetic), start, need=need)
             first = start + 1
-            if self.progress is not None:
-                self.progress.advance(start + 1)
 
         for r in range(first, self.num_rounds + 1):
             t_round = time.perf_counter()
