@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-signal test test-slow test-all bench paper paper-pool annotator annotator-ag_news clean
+.PHONY: install demo demo-signal test test-slow test-all bench paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli clean
 
 install: $(STAMP)
 
@@ -46,19 +46,27 @@ bench: install
 annotator-ag_news: install
 	$(BIN)/signal-hf train-annotator recipes/paper/cpu_ag_news_0.1.yaml --max-train-samples 4000
 
+# QNLI (fallback split): all 2,731 pool-source pairs, 2 epochs.
+annotator-qnli: install
+	$(BIN)/signal-hf train-annotator recipes/paper/cpu_qnli_0.1_gen.yaml --epochs 2
+
 # The paper's grid scaled to 2 CPU cores (recipes/paper/); results and plots go to docs/results/.
 # `signal-hf grid` runs one seed per process, 2 side by side with one torch thread each (on 2 cores
 # that beats one 2-thread run after the other), and merges each recipe's seeds into one report.
 # paper: SST-2 and AG News 0.1 %, every method incl. SIGnAL with the generator (to 200 %).
 # paper-pool: SST-2 and AG News 1 %, QNLI 0.1 % (fallback split), pool-based methods only.
+# paper-gen: SIGnAL with the generator (to 200 %) at SST-2 1 % and QNLI 0.1 %; each report is merged
+# with the pool-based run of the same pool (run paper-pool first), the grid's log kept as grid_gen.json.
 PAPER_RECIPES ?= recipes/paper/cpu_sst2_0.1.yaml recipes/paper/cpu_ag_news_0.1.yaml
 # Longest grid first: jobs start in recipe order, so the short QNLI seeds fill the tail.
 PAPER_POOL_RECIPES ?= recipes/paper/cpu_ag_news_1.yaml recipes/paper/cpu_sst2_1.yaml recipes/paper/cpu_qnli_0.1.yaml
+PAPER_GEN_RECIPES ?= recipes/paper/cpu_sst2_1_gen.yaml recipes/paper/cpu_qnli_0.1_gen.yaml
 GRID_WORKERS ?= 2
+outdir_of = $$($(BIN)/signal-hf config $(1) | $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(sys.stdin)['output']['output_dir'])")
 define run_paper_grid
 	$(BIN)/signal-hf grid $(1) --workers $(GRID_WORKERS)
 	for r in $(1); do \
-	  n=$$(basename $$r .yaml); out=$$($(BIN)/signal-hf config $$r | $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(sys.stdin)['output']['output_dir'])"); \
+	  n=$$(basename $$r .yaml); out=$(call outdir_of,$$r); \
 	  mkdir -p docs/results/$$n; cp $$out/summary.md $$out/learning_curves.png $$out/grid.json docs/results/$$n/; \
 	done
 endef
@@ -70,6 +78,16 @@ paper: install
 
 paper-pool: install
 	$(call run_paper_grid,$(PAPER_POOL_RECIPES))
+
+paper-gen: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	test -f runs/annotators/qnli/annotator.json || $(MAKE) annotator-qnli
+	$(BIN)/signal-hf grid $(PAPER_GEN_RECIPES) --workers $(GRID_WORKERS)
+	for r in $(PAPER_GEN_RECIPES); do \
+	  n=$$(basename $$r _gen.yaml); gen=$(call outdir_of,$$r); pool=$(call outdir_of,recipes/paper/$$n.yaml); \
+	  $(BIN)/signal-hf plot $$pool $$gen --out docs/results/$$n --title "$$n: pool-based methods and SIGnAL with the generator"; \
+	  cp $$gen/grid.json docs/results/$$n/grid_gen.json; \
+	done
 
 clean:
 	rm -rf runs/ .pytest_cache build *.egg-info

@@ -58,3 +58,21 @@ def test_report_states_wins_ties_losses(tmp_path):
         log.append(r)
     write_report(only_random)
     assert "| vs |" not in (only_random / "summary.md").read_text()
+
+
+def test_grid_folder_is_read_through_its_seeds_and_merges_with_a_run(tmp_path):
+    # A grid's output folder: one results.jsonl per seed under seeds/seed-<s>, none of its own.
+    for seed in (0, 1):
+        log = ResultsLog(tmp_path / "grid" / "seeds" / f"seed-{seed}")
+        for r in RANDOM:
+            if r["seed"] == seed:
+                log.append(r)
+    run = ResultsLog(tmp_path / "run")
+    for r in SIGNAL:
+        run.append(r)
+    table, _ = write_report(tmp_path / "merged", sources=[tmp_path / "grid", tmp_path / "run"])
+    assert "| random | 71.0 ± 1.0 | 72.0 ± 2.0 |" in table
+    assert "| signal | random | 10–40% (3) | 1 | 1 | 1 |" in (tmp_path / "merged" / "summary.md").read_text()
+    (tmp_path / "empty" / "seeds").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="output_dir of a run or of a grid"):
+        write_report(tmp_path / "m2", sources=[tmp_path / "empty"])

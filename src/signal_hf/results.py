@@ -38,20 +38,25 @@ class ResultsLog:
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of ``results.jsonl`` in ``path`` (a folder or the file), later duplicates of a key winning.
 
-    A torn last line (a run killed mid-write) is ignored.
+    A ``signal-hf grid`` output folder has no ``results.jsonl`` of its own: its seeds' files
+    (``seeds/seed-*/results.jsonl``) are read instead. A torn last line (a run killed mid-write) is ignored.
     """
     p = Path(path)
+    files = [p]
     if p.is_dir():
-        p = p / RESULTS_FILE
-    if not p.is_file():
-        raise FileNotFoundError(f"no {RESULTS_FILE} in {path} (fix: pass the output_dir of a run)")
+        files = [p / RESULTS_FILE]
+        if not files[0].is_file():
+            files = sorted(p.glob(f"seeds/seed-*/{RESULTS_FILE}")) or files
+    if not all(f.is_file() for f in files):
+        raise FileNotFoundError(f"no {RESULTS_FILE} in {path} (fix: pass the output_dir of a run or of a grid)")
     latest: dict[tuple, dict] = {}
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        latest[tuple(row.get(k) for k in KEY)] = row
+    for f in files:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            latest[tuple(row.get(k) for k in KEY)] = row
     return sorted(latest.values(), key=lambda r: (r["method"], r["seed"], r["round"]))
 
 
