@@ -55,12 +55,12 @@ annotator-qnli: install
 # that beats one 2-thread run after the other), and merges each recipe's seeds into one report.
 # paper: SST-2 and AG News 0.1 %, every method incl. SIGnAL with the generator (to 200 %).
 # paper-pool: SST-2 and AG News 1 %, QNLI 0.1 % (fallback split), pool-based methods only.
-# paper-gen: SIGnAL with the generator (to 200 %) at SST-2 1 % and QNLI 0.1 %; each report is merged
+# paper-gen: SIGnAL with the generator (to 200 %) at AG News and SST-2 1 % and QNLI 0.1 %; each report is merged
 # with the pool-based run of the same pool (run paper-pool first), the grid's log kept as grid_gen.json.
 PAPER_RECIPES ?= recipes/paper/cpu_sst2_0.1.yaml recipes/paper/cpu_ag_news_0.1.yaml
 # Longest grid first: jobs start in recipe order, so the short QNLI seeds fill the tail.
 PAPER_POOL_RECIPES ?= recipes/paper/cpu_ag_news_1.yaml recipes/paper/cpu_sst2_1.yaml recipes/paper/cpu_qnli_0.1.yaml
-PAPER_GEN_RECIPES ?= recipes/paper/cpu_sst2_1_gen.yaml recipes/paper/cpu_qnli_0.1_gen.yaml
+PAPER_GEN_RECIPES ?= recipes/paper/cpu_ag_news_1_gen.yaml recipes/paper/cpu_sst2_1_gen.yaml recipes/paper/cpu_qnli_0.1_gen.yaml
 GRID_WORKERS ?= 2
 outdir_of = $$($(BIN)/signal-hf config $(1) | $(BIN)/python -c "import sys, yaml; print(yaml.safe_load(sys.stdin)['output']['output_dir'])")
 define run_paper_grid
@@ -81,6 +81,7 @@ paper-pool: install
 
 paper-gen: install
 	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	test -f runs/annotators/ag_news/annotator.json || $(MAKE) annotator-ag_news
 	test -f runs/annotators/qnli/annotator.json || $(MAKE) annotator-qnli
 	$(BIN)/signal-hf grid $(PAPER_GEN_RECIPES) --workers $(GRID_WORKERS)
 	for r in $(PAPER_GEN_RECIPES); do \
