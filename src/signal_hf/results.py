@@ -170,12 +170,18 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in sorted({s["method"] for s in summary}):
+    methods = sorted({s["method"] for s in summary})
+    variants = [m for m in methods if m.startswith("signal")]
+    for method in methods:
         pts = sorted((s for s in summary if s["method"] == method), key=lambda s: s["step_percent"])
         x = [s["step_percent"] for s in pts]
         m = [100 * s["mean"] for s in pts]
         sd = [100 * s["std"] for s in pts]
-        style = dict(lw=2.4, color="black") if method.startswith("signal") else dict(lw=1.4)
+        style = dict(lw=1.4)
+        if method in variants:
+            # SIGnAL in black; with several variants (score on the real pool, generator on) only the
+            # generative one is solid, so the two stay apart.
+            style = dict(lw=2.4, color="black", ls="--" if len(variants) > 1 and not method.endswith("-gen") else "-")
         (line,) = ax.plot(x, m, marker="o", ms=3, label=method, **style)
         ax.fill_between(x, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)], alpha=0.15, color=line.get_color())
     ax.set_xlabel("acquired data (% of the real pool)")
