@@ -76,3 +76,24 @@ def test_grid_folder_is_read_through_its_seeds_and_merges_with_a_run(tmp_path):
     (tmp_path / "empty" / "seeds").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="output_dir of a run or of a grid"):
         write_report(tmp_path / "m2", sources=[tmp_path / "empty"])
+
+
+def test_plot_draws_the_two_signal_variants_apart(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from signal_hf.results import plot_learning_curves, summarize
+
+    styles: dict[str, str] = {}
+    original = Axes.plot
+
+    def spy(self, *args, **kwargs):
+        styles[kwargs.get("label")] = kwargs.get("ls", "-")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    gen = [dict(r, method="signal-gen") for r in SIGNAL]
+    plot_learning_curves(summarize(SIGNAL + gen + RANDOM), tmp_path / "a.png")
+    assert styles == {"random": "-", "signal": "--", "signal-gen": "-"}
+    styles.clear()
+    plot_learning_curves(summarize(SIGNAL + RANDOM), tmp_path / "b.png")  # one variant: solid
+    assert styles == {"random": "-", "signal": "-"} and (tmp_path / "b.png").stat().st_size > 0
