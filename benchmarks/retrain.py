@@ -26,9 +26,8 @@ from datasets import Dataset
 from signal_hf.classifier import ClassifierTrainer
 from signal_hf.config import ExperimentConfig, load_recipe
 from signal_hf.data import TaskData, load_task
-from signal_hf.errors import ConfigError, DataError
-
-LABELED_FILE = "data/labeled-00000-of-00001.parquet"
+from signal_hf.errors import ConfigError, DataError, StoreError
+from signal_hf.store import read_round_folder
 
 
 def parse_budget(text: str) -> dict[str, Any]:
@@ -45,13 +44,16 @@ def parse_budget(text: str) -> dict[str, Any]:
 
 
 def load_labeled(path: str | Path, source: str | None = None) -> Dataset:
-    """A stored round's labeled set (a round folder or its parquet file), sorted by id as the loop trains on it."""
+    """A stored round's labeled set (a round folder or its labeled parquet file), sorted by id as the loop trains on it."""
     p = Path(path)
-    if p.is_dir():
-        p = p / LABELED_FILE
-    if not p.is_file():
-        raise DataError(f"no labeled set at {path} (fix: pass a round folder of a run's store, e.g. .../store/<run>/round-3)")
-    ds = Dataset.from_parquet(str(p)).sort("id")
+    if p.is_file():
+        ds = Dataset.from_parquet(str(p))
+    else:
+        try:
+            ds = read_round_folder(p).datasets["labeled"]
+        except (StoreError, KeyError) as exc:
+            raise DataError(f"no labeled set at {path}: {exc} (fix: pass a round folder of a run's store, e.g. .../store/<run>/round-3)") from None
+    ds = ds.sort("id")
     if source is not None:
         ds = ds.filter(lambda s: s == source, input_columns="source")
     return ds

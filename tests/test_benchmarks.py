@@ -258,6 +258,7 @@ def test_retrain_matches_the_loops_training_and_filters_sources(tmp_path, capsys
     from signal_hf.config import load_recipe
     from signal_hf.data import load_task
     from signal_hf.errors import ConfigError, DataError
+    from signal_hf.store import LocalStore
 
     overrides = ["--data.max_test_samples=40"]
     cfg = load_recipe("recipes/demo.yaml", overrides)
@@ -265,12 +266,13 @@ def test_retrain_matches_the_loops_training_and_filters_sources(tmp_path, capsys
     rows = task.train.select(range(24))
     rows = rows.remove_columns([c for c in rows.column_names if c not in ("id", "text", "label")])
     rows = rows.add_column("source", ["real"] * 16 + ["synthetic"] * 8).shuffle(seed=3)  # stored order ≠ id order
-    path = tmp_path / "round-3" / "data" / "labeled-00000-of-00001.parquet"
-    path.parent.mkdir(parents=True)
-    rows.to_parquet(str(path))
+    # A real round of a run's store, as the loop writes it.
+    store = LocalStore(tmp_path / "store")
+    store.save_round("random-seed0", 3, datasets={"labeled": rows}, state={"round": 3})
+    round_dir = store.round_dir("random-seed0", 3)
 
-    assert load_labeled(path.parents[1])["id"] == sorted(rows["id"])
-    real = load_labeled(path.parents[1], "real")
+    assert load_labeled(round_dir)["id"] == sorted(rows["id"])
+    real = load_labeled(round_dir, "real")
     assert len(real) == 16 and set(real["source"]) == {"real"}
     # The loop trains on the labeled set sorted by id; the check must see the same model.
     direct = ClassifierTrainer(
@@ -278,7 +280,7 @@ def test_retrain_matches_the_loops_training_and_filters_sources(tmp_path, capsys
         train_dataset=rows.sort("id"), eval_dataset=task.test,
     )
     direct.train()
-    assert main(["recipes/demo.yaml", str(path.parents[1]), "--budget", "steps:2", "--seeds", "0", *overrides]) == 0
+    assert main(["recipes/demo.yaml", str(round_dir), "--budget", "steps:2", "--seeds", "0", *overrides]) == 0
     out = capsys.readouterr().out
     assert f"| 24 | 8 | steps:2 | 0 | {100 * direct.accuracy():.2f} % |" in out
 
