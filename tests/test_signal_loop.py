@@ -46,6 +46,8 @@ def test_rounds_generate_acquire_and_self_inform(signal_run):
     rows = {r["round"]: r for r in read_results(out)}
     assert sorted(rows) == [0, 1, 2] and rows[2]["method"] == "signal-gen"
     assert [rows[r]["labeled"] for r in range(3)] == [7, 14, 20]
+    # The last round takes the remainder, not b: ``acquired`` says how many were labeled.
+    assert [rows[r]["acquired"] for r in (1, 2)] == [7, 6] and rows[2]["budget"] == 7
     for r in (1, 2):
         row = rows[r]
         assert row["generated"] == row["kept"] + row["dropped"] == 7

@@ -461,6 +461,8 @@ class Trial:
             keep = [i for i, l in enumerate(labels) if l is not None]
             extra["skipped_by_oracle"] = len(labels) - len(keep)
             chosen = chosen.select(keep).map(lambda row, i: {"label": labels[keep[i]], "round_acquired": r}, with_indices=True, features=labeled_features)
+            # ``budget`` is the nominal b; the last round takes the remainder, so record the real count.
+            extra["acquired"] = len(chosen)
             extra["acquired_synthetic"] = sum(1 for s in chosen["source"][:] if s == "synthetic")
             extra["selected_ids"] = chosen["id"][:]
             labeled = concatenate_datasets([labeled, chosen])
