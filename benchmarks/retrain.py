@@ -23,7 +23,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from signal_hf.classifier import ClassifierTrainer
+from signal_hf.classifier import fit_classifier, order_for_eval
 from signal_hf.config import ExperimentConfig, load_recipe
 from signal_hf.data import TaskData, load_task
 from signal_hf.errors import ConfigError, DataError, StoreError
@@ -44,7 +44,7 @@ def parse_budget(text: str) -> dict[str, Any]:
 
 
 def load_labeled(path: str | Path, source: str | None = None) -> Dataset:
-    """A stored round's labeled set (a round folder or its labeled parquet file), sorted by id as the loop trains on it."""
+    """A stored round's labeled set (a round folder or its labeled parquet file), sorted by id."""
     p = Path(path)
     if p.is_file():
         ds = Dataset.from_parquet(str(p))
@@ -60,12 +60,11 @@ def load_labeled(path: str | Path, source: str | None = None) -> Dataset:
 
 
 def retrain(cfg: ExperimentConfig, task: TaskData, labeled: Dataset, budget: dict[str, Any], seed: int, output_dir: str | Path) -> float:
-    """Train the recipe's classifier on ``labeled`` under ``budget``; test accuracy."""
-    trainer = ClassifierTrainer(
-        dataclasses.replace(cfg.classifier, **budget), task.spec, output_dir=output_dir, seed=seed,
-        train_dataset=labeled, eval_dataset=task.test,
+    """Train the recipe's classifier on ``labeled`` under ``budget`` as a round does; test accuracy
+    on the test rows in the run's evaluation order."""
+    trainer = fit_classifier(
+        dataclasses.replace(cfg.classifier, **budget), task.spec, labeled, order_for_eval(task.test), output_dir=output_dir, seed=seed
     )
-    trainer.train()
     return trainer.accuracy()
 
 

@@ -102,9 +102,39 @@ def test_rerunning_a_finished_run_trains_nothing(run, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was retrained")
 
-    monkeypatch.setattr("signal_hf.loop.ClassifierTrainer", no_training)
+    monkeypatch.setattr("signal_hf.loop.fit_classifier", no_training)
     run_experiment(tiny(copy), show_progress=False)
     assert read_results(copy) == before
+
+
+def test_retrain_check_reproduces_a_rounds_recorded_accuracy(tmp_path, capsys):
+    """benchmarks/retrain.py trains and evaluates as the loop does: on a stored round, with the run's
+    recipe, budget and seed, it prints the accuracy the run recorded for that round."""
+    from benchmarks.retrain import main
+
+    cfg = tiny(tmp_path, max_fraction=0.4)
+    cfg.acquisition.strategies = ["random"]
+    cfg.classifier.max_steps = 20  # enough training that the accuracy depends on the seed
+    cfg.classifier.learning_rate = 2e-4
+    run_experiment(cfg, show_progress=False)
+    recorded = {r["round"]: r["accuracy"] for r in read_results(tmp_path)}
+    round_dir = LocalStore(tmp_path / "store").round_dir("random-seed0", 1)
+    assert main([str(tmp_path / "recipe.yaml"), str(round_dir), "--seeds", "0", "1", "2"]) == 0
+    printed = [float(l.split(" | ")[-1].rstrip(" %|")) / 100 for l in capsys.readouterr().out.strip().splitlines()[2:]]
+    assert printed[0] == pytest.approx(recorded[1], abs=5e-5)  # printed to 0.01 %; one test row is 2 %
+    # Another training seed gives another model, so the match above is not a constant.
+    assert printed[1:] != [printed[0]] * 2, printed
+
+
+def test_eval_order_is_by_length_and_stable():
+    from datasets import Dataset
+
+    from signal_hf.classifier import order_for_eval
+
+    ds = Dataset.from_dict({"id": ["a", "b", "c", "d"], "text": ["xxx", "x", "yy", "zz"], "text_pair": ["", "xxxx", None, "q"]})
+    # lengths 3, 5, 2, 3 → c (2), a (3), d (3, after a: stable), b (5)
+    assert order_for_eval(ds)["id"][:] == ["c", "a", "d", "b"]
+    assert order_for_eval(ds.remove_columns("text_pair"))["id"][:] == ["b", "c", "d", "a"]
 
 
 def test_a_different_recipe_in_the_same_folder_is_refused(run, tmp_path):

@@ -32,7 +32,15 @@ from .config import ClassifierConfig
 from .errors import ConfigError
 from .types import PoolOutputs, TaskSpec
 
-__all__ = ["ClassifierTrainer", "load_classifier", "load_tokenizer", "accuracy_metric", "PretrainedEncoder"]
+__all__ = [
+    "ClassifierTrainer",
+    "fit_classifier",
+    "order_for_eval",
+    "load_classifier",
+    "load_tokenizer",
+    "accuracy_metric",
+    "PretrainedEncoder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +220,39 @@ class ClassifierTrainer(Trainer):
         ds = self.eval_dataset if dataset is None else encode(dataset, self.processing_class, self.config.max_length)
         metrics = self.evaluate(eval_dataset=ds)
         return float(metrics["eval_accuracy"])
+
+
+def order_for_eval(test: Dataset) -> Dataset:
+    """``test`` sorted by text length, the order every evaluation in a run uses.
+
+    Accuracy does not depend on row order, but length-sorted rows pad far less per eval batch, and
+    the same order (hence the same batches and padding) keeps a re-evaluation bit-for-bit comparable.
+    """
+    lengths = [len(t) for t in test["text"]]
+    if "text_pair" in test.column_names:
+        lengths = [n + len(p or "") for n, p in zip(lengths, test["text_pair"])]
+    # sorted() is stable: rows of equal length keep their file order.
+    return test.select(sorted(range(len(test)), key=lengths.__getitem__))
+
+
+def fit_classifier(
+    config: ClassifierConfig,
+    task: TaskSpec,
+    labeled: Dataset,
+    test: Dataset | None,
+    *,
+    output_dir: str | os.PathLike,
+    seed: int,
+) -> ClassifierTrainer:
+    """Train the classifier from its pretrained checkpoint on ``labeled``, as each round does.
+
+    Rows are sorted by id first, so the same labeled set (whatever order it was stored or
+    acquired in) gives the same model for the same seed. ``test`` is used as given; pass it
+    through :func:`order_for_eval` to evaluate as a run does.
+    """
+    trainer = ClassifierTrainer(config, task, output_dir=output_dir, seed=seed, train_dataset=labeled.sort("id"), eval_dataset=test)
+    trainer.train()
+    return trainer
 
 
 class PretrainedEncoder:

@@ -33,7 +33,7 @@ import torch
 from datasets import Dataset, concatenate_datasets
 
 from .acquisition import get_strategy, top_n
-from .classifier import ClassifierTrainer, PretrainedEncoder
+from .classifier import ClassifierTrainer, PretrainedEncoder, fit_classifier, order_for_eval
 from .config import ExperimentConfig, to_yaml
 from .data import TaskData, load_task, sample_pool
 from .errors import ConfigError
@@ -164,14 +164,9 @@ class Trial:
         if key in self.shared.trained and not needs_trainer:
             acc, lab_out, cand_out = self.shared.trained[key]
             return None, acc, lab_out, cand_out, {"cached": 1.0}
-        ordered = labeled.sort("id")
         self._phase(f"round {round_idx}: train on {len(labeled)}")
         t = time.perf_counter()
-        trainer = ClassifierTrainer(
-            self.cfg.classifier, self.task.spec, output_dir=self.workdir / "classifier", seed=self.seed,
-            train_dataset=ordered, eval_dataset=self.task.test,
-        )
-        trainer.train()
+        trainer = fit_classifier(self.cfg.classifier, self.task.spec, labeled, self.task.test, output_dir=self.workdir / "classifier", seed=self.seed)
         times["train_s"] = time.perf_counter() - t
         self._phase(f"round {round_idx}: evaluate")
         t = time.perf_counter()
@@ -560,8 +555,7 @@ class Experiment:
             recipe_file.with_suffix(".tmp").write_text(to_yaml(cfg))
             recipe_file.with_suffix(".tmp").replace(recipe_file)
         task = load_task(cfg.data)
-        # Accuracy does not depend on row order; length-sorted test rows pad far less per eval batch.
-        task.test = task.test.map(lambda r: {"_len": len(r["text"]) + len(r.get("text_pair") or "")}).sort("_len").remove_columns("_len")
+        task.test = order_for_eval(task.test)
         for note in task.notes:
             log_event("data", note=json.dumps(note))
         store = make_store(cfg.store, self.output_dir) if self.is_main else _NullStore(make_store(cfg.store, self.output_dir))
