@@ -177,6 +177,13 @@ def test_cli_plot_merges_runs_into_one_table(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| signal-gen | 99.0 ± 0.0 |" in proc.stdout and "| random |" in proc.stdout
     assert (merged / "learning_curves.png").is_file()
+    # The report folder keeps the raw rows of both runs, so it redraws on its own.
+    assert read_results(merged) == sorted(read_results(out) + read_results(other), key=lambda r: (r["method"], r["seed"], r["round"]))
+    table = proc.stdout.split("\nplot:")[0]
+    (merged / "summary.md").unlink()
+    proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(merged)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\nplot:")[0] == table and (merged / "summary.md").is_file()
     proc = subprocess.run([sys.executable, "-m", "signal_hf", "plot", str(out), str(out), "--out", str(merged)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "share (method, seed, round) rows" in proc.stderr
 

@@ -73,6 +73,13 @@ def test_grid_folder_is_read_through_its_seeds_and_merges_with_a_run(tmp_path):
     table, _ = write_report(tmp_path / "merged", sources=[tmp_path / "grid", tmp_path / "run"])
     assert "| random | 71.0 ± 1.0 | 72.0 ± 2.0 |" in table
     assert "| signal | random | 10–40% (3) | 1 | 1 | 1 |" in (tmp_path / "merged" / "summary.md").read_text()
+    # Without keep_rows the merged folder holds no rows of its own; a grid's report (written into the
+    # grid folder itself) must not either, or it would hide the seeds' files from later reads.
+    assert not (tmp_path / "merged" / "results.jsonl").exists()
+    write_report(tmp_path / "grid", sources=[tmp_path / "grid" / "seeds" / "seed-0", tmp_path / "grid" / "seeds" / "seed-1"])
+    assert not (tmp_path / "grid" / "results.jsonl").exists()
+    with pytest.raises(ValueError, match="one of the runs it reads"):
+        write_report(tmp_path / "run", sources=[tmp_path / "grid", tmp_path / "run"], keep_rows=True)
     (tmp_path / "empty" / "seeds").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="output_dir of a run or of a grid"):
         write_report(tmp_path / "m2", sources=[tmp_path / "empty"])

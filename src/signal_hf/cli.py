@@ -140,14 +140,16 @@ def cmd_plot(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="signal-hf plot", description="Redraw the table and learning curves from saved results.")
     p.add_argument("run_dirs", nargs="+", help="one run folder, or several to merge (e.g. runs/demo runs/demo_signal)")
-    p.add_argument("--out", default=None, help="folder for the merged report (required with several runs)")
+    p.add_argument("--out", default=None, help="folder for the merged report (required with several runs); it also gets the merged results.jsonl")
     p.add_argument("--title", default=None, help="title of the table and plot (default: the output folder's name)")
     a = p.parse_args(argv)
     if len(a.run_dirs) > 1 and not a.out:
         raise SignalHFError("plot: several runs need --out DIR for the merged report (fix: add --out runs/merged)")
     out = a.out or a.run_dirs[0]
     try:
-        table, png = write_report(out, title=a.title or Path(out).name, sources=a.run_dirs)
+        # A separate report folder keeps the rows it was drawn from, so it can be committed and redrawn.
+        keep_rows = a.out is not None and Path(a.out).resolve() not in {Path(d).resolve() for d in a.run_dirs}
+        table, png = write_report(out, title=a.title or Path(out).name, sources=a.run_dirs, keep_rows=keep_rows)
     except (FileNotFoundError, ValueError) as e:
         raise SignalHFError(f"plot: {e}") from None
     print(table)

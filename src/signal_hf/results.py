@@ -224,15 +224,26 @@ def software_versions() -> dict[str, str]:
 
 
 def write_report(
-    output_dir: str | os.PathLike, title: str = "", notes: Iterable[str] = (), *, sources: Iterable[str | os.PathLike] = ()
+    output_dir: str | os.PathLike,
+    title: str = "",
+    notes: Iterable[str] = (),
+    *,
+    sources: Iterable[str | os.PathLike] = (),
+    keep_rows: bool = False,
 ) -> tuple[str, Path]:
-    """Write ``summary.md`` (table + notes) and ``learning_curves.png`` into ``output_dir``.
+    """Write ``summary.md`` (table + notes), ``summary.json`` and ``learning_curves.png`` into ``output_dir``.
 
     Rows come from ``output_dir/results.jsonl``, or from the ``results.jsonl`` of every run folder in
     ``sources`` (e.g. a pool-based run and a generative SIGnAL run in one table and plot).
+    ``keep_rows`` also writes the rows read to ``output_dir/results.jsonl``, so a separate report
+    folder (e.g. one committed under ``docs/results/``) keeps every seed's raw rows and redraws on its
+    own; it is refused when ``output_dir`` is one of the sources. (A grid's report does not keep rows:
+    a ``results.jsonl`` in the grid folder would hide its seeds' files from :func:`read_results`.)
     """
     out = Path(output_dir)
     sources = list(sources) or [out]
+    if keep_rows and out.resolve() in {Path(src).resolve() for src in sources}:
+        raise ValueError(f"the report folder {out} is one of the runs it reads: write the report to another folder")
     rows = [row for src in sources for row in read_results(src)]
     if len(sources) > 1:
         keys = [tuple(r.get(k) for k in KEY) for r in rows]
@@ -256,6 +267,8 @@ def write_report(
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"
+    if keep_rows:
+        write_text_atomic(out / RESULTS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     write_text_atomic(out / "summary.md", text)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     png = plot_learning_curves(summary, out / "learning_curves.png", title=title)
