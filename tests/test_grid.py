@@ -82,8 +82,18 @@ def test_grid_json_written_after_each_job(tmp_path, monkeypatch):
     import signal_hf.grid as grid
 
     a = _recipe(tmp_path / "a.yaml", tmp_path / "a", ["random"])
-    # Stand-in seed runs: seed 0 succeeds, seed 1 fails; no model is loaded.
-    monkeypatch.setattr(grid.GridJob, "command", lambda self: [sys.executable, "-c", f"raise SystemExit({self.seed})"])
+    # Stand-in seed runs: seed 0 succeeds, seed 1 fails; no model is loaded. Seed 1 exits only once
+    # grid.json exists (written when seed 0 finished), so that first record sees it still running
+    # whatever the scheduling; without the wait a loaded machine could finish seed 1 first.
+    timing_file = tmp_path / "a" / "grid.json"
+    stand_in = (
+        "import pathlib, sys, time\n"
+        "seed, end = int(sys.argv[1]), time.time() + 120\n"
+        "while seed and not pathlib.Path(sys.argv[2]).exists() and time.time() < end:\n"
+        "    time.sleep(0.02)\n"
+        "sys.exit(seed)\n"
+    )
+    monkeypatch.setattr(grid.GridJob, "command", lambda self: [sys.executable, "-c", stand_in, str(self.seed), str(timing_file)])
     seen = []
     real = grid._write_timing
 
