@@ -136,7 +136,7 @@ def cmd_grid(argv: list[str]) -> int:
 
 
 def cmd_plot(argv: list[str]) -> int:
-    from .results import write_report
+    from .results import is_one_of, write_report
 
     p = argparse.ArgumentParser(prog="signal-hf plot", description="Redraw the table and learning curves from saved results.")
     p.add_argument("run_dirs", nargs="+", help="one run folder, or several to merge (e.g. runs/demo runs/demo_signal)")
@@ -148,7 +148,7 @@ def cmd_plot(argv: list[str]) -> int:
     out = a.out or a.run_dirs[0]
     try:
         # A separate report folder keeps the rows it was drawn from, so it can be committed and redrawn.
-        keep_rows = a.out is not None and Path(a.out).resolve() not in {Path(d).resolve() for d in a.run_dirs}
+        keep_rows = a.out is not None and not is_one_of(a.out, a.run_dirs)
         table, png = write_report(out, title=a.title or Path(out).name, sources=a.run_dirs, keep_rows=keep_rows)
     except (FileNotFoundError, ValueError) as e:
         raise SignalHFError(f"plot: {e}") from None

@@ -223,6 +223,11 @@ def software_versions() -> dict[str, str]:
     return out
 
 
+def is_one_of(folder: str | os.PathLike, runs: Iterable[str | os.PathLike]) -> bool:
+    """Whether ``folder`` is (after resolving links and relative parts) one of the run folders ``runs``."""
+    return Path(folder).resolve() in {Path(r).resolve() for r in runs}
+
+
 def write_report(
     output_dir: str | os.PathLike,
     title: str = "",
@@ -242,7 +247,7 @@ def write_report(
     """
     out = Path(output_dir)
     sources = list(sources) or [out]
-    if keep_rows and out.resolve() in {Path(src).resolve() for src in sources}:
+    if keep_rows and is_one_of(out, sources):
         raise ValueError(f"the report folder {out} is one of the runs it reads: write the report to another folder")
     rows = [row for src in sources for row in read_results(src)]
     if len(sources) > 1:
