@@ -9,8 +9,8 @@ Markdown table row per run.
         runs/paper/sst2_1_gen/seeds/seed-1/store/signal-gen-seed1/round-17 \\
         --budget steps:60 --budget epochs:2 --seeds 1 7 [--source real] [--threads 2]
 
-A budget is ``steps:N`` (``classifier.max_steps``) or ``epochs:X`` (``num_train_epochs`` with
-``max_steps: -1``). ``--source real`` keeps only the real (gold-labeled) rows of each set.
+A budget is ``steps:N`` (the ``finetune`` backend for exactly N steps) or ``epochs:X`` (``finetune``
+for X epochs, no step floor or ceiling); without one, the recipe's classifier as it is. ``--source real`` keeps only the real (gold-labeled) rows of each set.
 Recipe overrides (``--section.key=value``) apply as in ``signal-hf run``.
 """
 
@@ -31,13 +31,13 @@ from signal_hf.store import read_round_folder
 
 
 def parse_budget(text: str) -> dict[str, Any]:
-    """``steps:60`` → ``{"max_steps": 60}``; ``epochs:2`` → ``{"max_steps": -1, "num_train_epochs": 2.0}``."""
+    """``steps:60`` → exactly 60 fine-tuning steps; ``epochs:2`` → 2 epochs, no step floor or ceiling."""
     kind, _, value = text.partition(":")
     try:
         if kind == "steps" and int(value) > 0:
-            return {"max_steps": int(value)}
+            return {"backend": "finetune", "min_steps": int(value), "max_steps": int(value)}
         if kind == "epochs" and float(value) > 0:
-            return {"max_steps": -1, "num_train_epochs": float(value)}
+            return {"backend": "finetune", "min_steps": 0, "max_steps": -1, "num_train_epochs": float(value)}
     except ValueError:
         pass
     raise ConfigError("--budget", f"cannot read {text!r}", "write steps:N or epochs:X with N, X > 0, e.g. --budget epochs:2")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     cfg = load_recipe(a.recipe, overrides)
     task = load_task(cfg.data)
-    budgets = [(b, parse_budget(b)) for b in (a.budget or [])] or [(f"steps:{cfg.classifier.max_steps}", {})]
+    budgets = [(b, parse_budget(b)) for b in (a.budget or [])] or [(f"the recipe's ({cfg.classifier.backend})", {})]
     print("| labeled set | rows | synthetic | budget | training seed | test accuracy |\n|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for r in a.rounds:

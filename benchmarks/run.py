@@ -47,7 +47,7 @@ QUICK: dict[str, Any] = {
     **FULL,
     "sizes": [300, 1000], "classes": [2, 4], "dim": 64, "n_query": 20, "repeats": 2,
     "recipes": ["recipes/demo.yaml"], "fractions": [0.001], "max_test_samples": 32,
-    "round_overrides": ["--classifier.max_steps=2"],
+    "round_overrides": ["--classifier.min_steps=2", "--classifier.max_steps=2"],
     "generators": ["bundled:smollm2-135m"], "batch_sizes": [1, 4], "n_prompts": 4, "passes": 1, "max_new_tokens": 8,
 }
 

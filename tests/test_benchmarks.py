@@ -278,7 +278,7 @@ def test_retrain_reads_stored_rounds_and_filters_sources(tmp_path, capsys):
     assert [l.split(" | ")[1:4] for l in out[2:]] == [["16", "0", "steps:1"], ["16", "0", "epochs:0.5"]]
     assert all(0.0 <= float(l.split(" | ")[-1].rstrip(" %|")) <= 100.0 for l in out[2:])
 
-    assert parse_budget("epochs:2") == {"max_steps": -1, "num_train_epochs": 2.0}
+    assert parse_budget("epochs:2") == {"backend": "finetune", "min_steps": 0, "max_steps": -1, "num_train_epochs": 2.0}
     with pytest.raises(ConfigError, match="--budget"):
         parse_budget("weeks:2")
     with pytest.raises(DataError, match="round folder"):

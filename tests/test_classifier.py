@@ -1,15 +1,22 @@
-"""The classifier Trainer: training, evaluate-based accuracy, the shared inference pass."""
+"""The classifier backends (finetune / probe / setfit), pooling, the head, the step budget."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
+from datasets import Dataset
 
 from signal_hf.acquisition import badge_gradient_embeddings
-from signal_hf.classifier import ClassifierTrainer, PretrainedEncoder
+from signal_hf.bundled import resolve_model_path
+from signal_hf.classifier import ClassifierTrainer, LogisticHead, MeanPooledClassifier, fit_classifier
+from signal_hf.classifier.head import select_c
 from signal_hf.config import ClassifierConfig, DataConfig
 from signal_hf.data import load_task
+from signal_hf.encoder import SentenceEncoder, get_encoder, resolve_pooling
+from signal_hf.types import TaskSpec
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +24,13 @@ def sst2():
     return load_task(DataConfig(dataset="sst2", max_test_samples=48))
 
 
+def _finetune_cfg(steps: int, **kw) -> ClassifierConfig:
+    return ClassifierConfig(backend="finetune", min_steps=steps, max_steps=steps, max_length=32, per_device_train_batch_size=8, per_device_eval_batch_size=16, **kw)
+
+
 @pytest.fixture(scope="module")
 def trained(sst2, tmp_path_factory):
-    cfg = ClassifierConfig(max_steps=6, max_length=32, learning_rate=1e-4, per_device_train_batch_size=8, per_device_eval_batch_size=16)
+    cfg = _finetune_cfg(6, pooling="cls", learning_rate=1e-4)
     tr = ClassifierTrainer(cfg, sst2.spec, output_dir=tmp_path_factory.mktemp("clf"), seed=0, train_dataset=sst2.train.select(range(24)), eval_dataset=sst2.test)
     before = {k: v.clone() for k, v in tr.model.named_parameters() if "classifier" in k}
     tr.train()
@@ -30,6 +41,7 @@ def test_training_changes_weights_and_accuracy_matches_predictions(trained, sst2
     tr, before = trained
     after = dict(tr.model.named_parameters())
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert tr.state.global_step == 6  # min_steps = max_steps = 6: exactly 6
     acc = tr.accuracy()
     out = tr.pool_outputs(sst2.test)
     manual = float((out.probs.argmax(-1).numpy() == np.asarray(sst2.test["label"][:])).mean())
@@ -42,24 +54,23 @@ def test_pool_outputs_are_consistent(trained, sst2):
     out = tr.pool_outputs(rows, grad_embeddings=True)
     assert out.probs.shape == (10, 2) and torch.allclose(out.probs.sum(-1), torch.ones(10), atol=1e-5)
     assert torch.allclose(out.embeddings.norm(dim=-1), torch.ones(10), atol=1e-5)
-    # BADGE embeddings come from the un-normalised head input h: ‖g‖ = ‖h‖·‖onehot(ŷ) − p‖.
     g = out.grad_embeddings
     assert g.shape == (10, 2 * out.embeddings.shape[1])
     # Recompute h by hand through the model: pooler output of BERT feeds the classifier.
     enc = tr.processing_class(rows["text"][:], padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.no_grad():
         h = tr.model.bert(**enc).pooler_output
-        probs = torch.softmax(tr.model.classifier(h), -1)
-    assert torch.allclose(probs, out.probs, atol=1e-5)
-    assert torch.allclose(badge_gradient_embeddings(probs, h), g, atol=1e-4)
+        logits = tr.model.classifier(h)
+    assert torch.allclose(torch.softmax(logits, -1), out.probs, atol=1e-5)
+    assert torch.allclose(torch.log_softmax(logits, -1), out.log_probs, atol=1e-5)
+    assert torch.allclose(badge_gradient_embeddings(torch.softmax(logits, -1), h), g, atol=1e-4)
     assert torch.allclose(torch.nn.functional.normalize(h, dim=-1), out.embeddings, atol=1e-5)
-    # Order and batch size do not change the result.
     again = tr.pool_outputs(rows.select(list(range(9, -1, -1))))
     assert torch.allclose(again.probs.flip(0), out.probs, atol=1e-5)
 
 
 def test_same_seed_same_model(sst2, tmp_path):
-    cfg = ClassifierConfig(max_steps=3, max_length=32, per_device_train_batch_size=8)
+    cfg = _finetune_cfg(3)
     probs = []
     for _ in range(2):
         tr = ClassifierTrainer(cfg, sst2.spec, output_dir=tmp_path, seed=5, train_dataset=sst2.train.select(range(16)))
@@ -68,14 +79,147 @@ def test_same_seed_same_model(sst2, tmp_path):
     assert torch.equal(probs[0], probs[1])
 
 
-def test_pair_task_and_pretrained_encoder(tmp_path):
-    task = load_task(DataConfig(dataset="qnli", max_test_samples=16))
-    cfg = ClassifierConfig(max_steps=2, max_length=48, per_device_train_batch_size=4)
-    tr = ClassifierTrainer(cfg, task.spec, output_dir=tmp_path, seed=0, train_dataset=task.train.select(range(8)))
+def test_pooling_auto_reads_the_checkpoint(tmp_path):
+    minilm = resolve_model_path("bundled:minilm")
+    assert resolve_pooling(minilm, "auto") == "mean"  # sentence-transformers 1_Pooling/config.json
+    assert resolve_pooling(minilm, "cls") == "cls"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert resolve_pooling(str(plain), "auto") == "cls"  # a plain encoder: BERT's [CLS] pooler
+    (plain / "1_Pooling").mkdir()
+    (plain / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    assert resolve_pooling(str(plain), "auto") == "cls"
+
+
+def test_mean_pooled_finetune_head_reads_the_mean(sst2, tmp_path):
+    """With pooling auto the bundled encoder trains a head on its mean-pooled tokens, and Φ is that mean."""
+    tr = ClassifierTrainer(_finetune_cfg(2), sst2.spec, output_dir=tmp_path, seed=0, train_dataset=sst2.train.select(range(8)))
+    assert isinstance(tr.model, MeanPooledClassifier)
     tr.train()
-    out = tr.pool_outputs(task.test)
-    assert out.probs.shape == (16, 2)
-    enc = PretrainedEncoder(cfg)
-    a = enc.embed(task.test.select(range(4)))
-    b = enc.embed(task.test.select([3, 2, 1, 0]))  # cached by id, same vectors
-    assert torch.allclose(a.flip(0), b) and torch.allclose(a.norm(dim=-1), torch.ones(4), atol=1e-5)
+    rows = sst2.train.select(range(40, 46))
+    out = tr.pool_outputs(rows)
+    enc = tr.processing_class(rows["text"][:], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        hidden = tr.model.encoder(**enc).last_hidden_state
+        m = enc["attention_mask"].unsqueeze(-1).float()
+        mean = (hidden * m).sum(1) / m.sum(1)
+    assert torch.allclose(torch.nn.functional.normalize(mean, dim=-1), out.embeddings, atol=1e-5)
+    assert torch.allclose(torch.softmax(tr.model.classifier(mean), -1), out.probs, atol=1e-5)
+
+
+def test_train_steps_scale_with_the_labeled_set():
+    c = ClassifierConfig(num_train_epochs=10, min_steps=100, max_steps=1000, per_device_train_batch_size=16)
+    assert c.train_steps(7) == 100  # floor: tiny sets still train
+    assert c.train_steps(673) == 10 * 43  # epochs: ceil(673 / 16) = 43 steps each
+    assert c.train_steps(5000) == 1000  # ceiling
+    assert ClassifierConfig(min_steps=100, max_steps=25).train_steps(7) == 25  # the ceiling wins
+    assert ClassifierConfig(min_steps=0, max_steps=-1, num_train_epochs=1).train_steps(64) == 4
+
+
+def test_logistic_head_matches_scikit_learn_and_keeps_missing_classes():
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(60, 8, generator=g), dim=-1)
+    y = (x @ torch.randn(8, 3, generator=g)).argmax(1)
+    assert set(y.tolist()) == {0, 1, 2}
+    y_skew = torch.where(torch.arange(60) < 45, y, torch.zeros_like(y))  # mostly class 0
+    for cw, ref_cw in (("none", None), ("balanced", "balanced")):
+        for labels in (y, y_skew):
+            head = LogisticHead(3, C=2.0, class_weight=cw).fit(x, labels)
+            ref = LogisticRegression(C=2.0, class_weight=ref_cw, max_iter=5000, tol=1e-10).fit(x.numpy(), labels.numpy())
+            ours = torch.softmax(head.logits(x), -1).numpy()
+            assert np.allclose(ours, ref.predict_proba(x.numpy()), atol=2e-4), (cw, labels is y)
+    # Balancing moves the skewed fit away from the majority class: the test can fail.
+    skew_none = LogisticHead(3, class_weight="none").fit(x, y_skew).logits(x).argmax(1)
+    skew_bal = LogisticHead(3, class_weight="balanced").fit(x, y_skew).logits(x).argmax(1)
+    assert int((skew_bal != 0).sum()) > int((skew_none != 0).sum())
+    # Class 3 never appears in y: it still gets a column, with a small but finite probability.
+    head4 = LogisticHead(4).fit(x, y)
+    logp = torch.log_softmax(head4.logits(x), -1)
+    assert logp.shape == (60, 4) and bool(torch.isfinite(logp).all()) and float(logp[:, 3].exp().max()) < 0.2
+
+
+def test_c_is_chosen_by_cross_validation_on_the_labeled_set():
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(40, 6, generator=g), dim=-1)
+    separable = (x[:, 0] > 0).long()
+    noise = torch.randint(0, 2, (40,), generator=g)
+    grid = [0.1, 1.0, 10.0, 100.0]
+    assert select_c(x, separable, 2, grid) == 100.0  # clean labels: the weakest penalty validates best
+    assert select_c(x, noise, 2, grid) == 0.1  # labels unrelated to x: the strongest
+    assert select_c(x[:3], torch.tensor([0, 0, 1]), 2, grid) == 1.0  # one row of a class: nothing to validate
+
+
+def _toy_task() -> tuple[TaskSpec, Dataset, Dataset]:
+    """A separable two-topic task: football match reports vs. baking recipes."""
+    sport = ["the striker scored a late goal", "the keeper saved a penalty", "the team won the league match",
+             "fans cheered the winning goal", "the coach praised his defenders", "a red card changed the game",
+             "the midfielder hit the post twice", "the derby ended in a draw", "the club signed a new forward",
+             "the referee added five minutes", "a hat trick sealed the title", "the away side scored first"]
+    bake = ["whisk the eggs with the sugar", "bake the cake for forty minutes", "knead the dough until smooth",
+            "add butter and a pinch of salt", "let the bread rise overnight", "sift the flour into the bowl",
+            "melt the chocolate over water", "roll the pastry thin and chill it", "fold the cream into the batter",
+            "preheat the oven to two hundred", "brush the loaf with milk", "cool the cookies on a rack"]
+    texts = sport + bake
+    labels = [0] * len(sport) + [1] * len(bake)
+    ds = Dataset.from_dict({"id": [f"t{i}" for i in range(len(texts))], "text": texts, "label": labels})
+    train_idx = [i for i in range(len(texts)) if i % 3 != 0]
+    test_idx = [i for i in range(len(texts)) if i % 3 == 0]
+    return TaskSpec(name="toy", label_names=("sport", "baking"), task_type="topic"), ds.select(train_idx), ds.select(test_idx)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ClassifierConfig(backend="probe", max_length=32),
+        ClassifierConfig(backend="finetune", max_length=32, min_steps=30, max_steps=30, per_device_train_batch_size=8),
+        ClassifierConfig(backend="setfit", max_length=32, setfit_iterations=4, per_device_train_batch_size=16),
+    ],
+    ids=["probe", "finetune", "setfit"],
+)
+def test_each_backend_learns_a_separable_task(cfg, tmp_path):
+    spec, train, test = _toy_task()
+    clf = fit_classifier(cfg, spec, train, test, output_dir=tmp_path, seed=0)
+    assert clf.accuracy() > 0.9
+    out = clf.pool_outputs(test, grad_embeddings=True)
+    # Every backend gives the strategies the same outputs: probabilities, exact log-probabilities,
+    # unit-norm Φ, and BADGE embeddings of its head.
+    assert out.probs.shape == (len(test), 2) and torch.allclose(out.log_probs.exp(), out.probs, atol=1e-6)
+    assert torch.allclose(out.embeddings.norm(dim=-1), torch.ones(len(test)), atol=1e-5)
+    assert out.grad_embeddings.shape == (len(test), 2 * out.embeddings.shape[1])
+
+
+def test_probe_feature_is_the_encoders_mean_pooled_embedding(sst2):
+    cfg = ClassifierConfig(backend="probe", max_length=32)
+    clf = fit_classifier(cfg, sst2.spec, sst2.train.select(range(20)), sst2.test, output_dir="unused", seed=0)
+    rows = sst2.test.select(range(5))
+    enc = get_encoder(cfg.model_name_or_path, "auto", 32, cfg.per_device_eval_batch_size)
+    assert enc.pooling == "mean"
+    assert torch.allclose(clf.pool_outputs(rows).embeddings, enc.embed_dataset(rows), atol=1e-6)
+    assert clf.accuracy() == pytest.approx(float((clf.pool_outputs(sst2.test).probs.argmax(-1).numpy() == np.asarray(sst2.test["label"][:])).mean()))
+
+
+def test_encoder_rows_do_not_depend_on_the_call(tmp_path):
+    """No padding: a text's vector is the same alone, with longer texts, and read back from the disk cache."""
+    enc = SentenceEncoder("bundled:minilm", max_length=32, cache=tmp_path)
+    a = "a quiet film"
+    alone = enc._encode([a], None)[0]
+    mixed = enc._encode(["a much longer sentence that is padded in an ordinary batch", a], None)[1]
+    assert torch.equal(alone, mixed)
+    first = enc.embed([a, "another text"])
+    enc.save()
+    again = SentenceEncoder("bundled:minilm", max_length=32, cache=tmp_path)
+    assert len(again._vectors) == 2 and torch.equal(again.embed([a, "another text"]), first)
+    # Pairs: the pair is part of the key.
+    assert not torch.equal(enc.embed(["q"], ["s1"]), enc.embed(["q"], ["s2"]))
+
+
+def test_pair_task_backends(tmp_path):
+    task = load_task(DataConfig(dataset="qnli", max_test_samples=16))
+    cfg = ClassifierConfig(backend="finetune", min_steps=2, max_steps=2, max_length=48, per_device_train_batch_size=4)
+    tr = fit_classifier(cfg, task.spec, task.train.select(range(8)), task.test, output_dir=tmp_path, seed=0)
+    assert tr.pool_outputs(task.test).probs.shape == (16, 2)
+    probe = fit_classifier(ClassifierConfig(backend="probe", max_length=48), task.spec, task.train.select(range(8)), task.test, output_dir=tmp_path, seed=0)
+    out = probe.pool_outputs(task.test)
+    assert out.probs.shape == (16, 2) and 0.0 <= probe.accuracy() <= 1.0

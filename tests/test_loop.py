@@ -114,7 +114,8 @@ def test_retrain_check_reproduces_a_rounds_recorded_accuracy(tmp_path, capsys):
 
     cfg = tiny(tmp_path, max_fraction=0.4)
     cfg.acquisition.strategies = ["random"]
-    cfg.classifier.max_steps = 20  # enough training that the accuracy depends on the seed
+    cfg.classifier.backend = "finetune"
+    cfg.classifier.min_steps = cfg.classifier.max_steps = 20  # enough training that the accuracy depends on the seed
     cfg.classifier.learning_rate = 2e-4
     run_experiment(cfg, show_progress=False)
     recorded = {r["round"]: r["accuracy"] for r in read_results(tmp_path)}

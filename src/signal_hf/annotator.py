@@ -31,7 +31,9 @@ def train_annotator(cfg: ExperimentConfig, *, output: str | None = None, max_tra
     train = task.train.shuffle(seed=seed)
     if max_train_samples is not None:
         train = train.select(range(min(max_train_samples, len(train))))
-    clf_cfg = replace(cfg.classifier, num_train_epochs=epochs, max_steps=-1, per_device_train_batch_size=max(cfg.classifier.per_device_train_batch_size, 32))
+    # A saveable AutoModelForSequenceClassification ([CLS] pooler, which thousands of rows train
+    # well), for exactly ``epochs`` epochs: no step floor or ceiling.
+    clf_cfg = replace(cfg.classifier, backend="finetune", pooling="cls", num_train_epochs=epochs, min_steps=0, max_steps=-1, per_device_train_batch_size=max(cfg.classifier.per_device_train_batch_size, 32))
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     trainer = ClassifierTrainer(clf_cfg, task.spec, output_dir=tmp / "trainer", seed=seed, train_dataset=train, eval_dataset=task.test, disable_tqdm=False)

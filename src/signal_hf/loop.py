@@ -33,9 +33,10 @@ import torch
 from datasets import Dataset, concatenate_datasets
 
 from .acquisition import get_strategy, top_n
-from .classifier import ClassifierTrainer, PretrainedEncoder, fit_classifier, order_for_eval
+from .classifier import Classifier, fit_classifier, order_for_eval
 from .config import ExperimentConfig, to_yaml
 from .data import TaskData, load_task, sample_pool
+from .encoder import SentenceEncoder, get_encoder
 from .errors import ConfigError
 from .results import ResultsLog, write_report
 from .store import RoundStore, make_store, revision_name
@@ -88,10 +89,10 @@ def _empty_like(ds: Dataset) -> Dataset:
 class _Shared:
     """Per-experiment caches shared by trials: identical inputs give identical outputs."""
 
-    pretrained: PretrainedEncoder | None = None
+    pretrained: SentenceEncoder | None = None
     # Union of the PoolOutputs fields all strategies need: one cached pass serves every strategy.
     need: frozenset[str] = frozenset()
-    # (seed, labeled ids, candidate ids) -> (accuracy, PoolOutputs over labeled + candidates, seconds)
+    # (seed, labeled ids, candidate ids) -> (accuracy, PoolOutputs of labeled, PoolOutputs of candidates)
     trained: dict[str, tuple[float, PoolOutputs, PoolOutputs]] = field(default_factory=dict)
 
 
@@ -153,7 +154,7 @@ class Trial:
         if self.progress is not None:
             self.progress.describe(f"{self.run_id}: {text}")
 
-    def _train(self, labeled: Dataset, candidates: Dataset, round_idx: int, *, need: set[str]) -> tuple[ClassifierTrainer | None, float, PoolOutputs, PoolOutputs, dict]:
+    def _train(self, labeled: Dataset, candidates: Dataset, round_idx: int, *, need: set[str]) -> tuple[Classifier | None, float, PoolOutputs, PoolOutputs, dict]:
         """Retrain on ``labeled`` (sorted by id, so the same set gives the same model), evaluate, and
         run the inference pass over ``labeled`` and ``candidates``. Cached across strategies."""
         key = hashlib.sha256(
@@ -274,7 +275,7 @@ class Trial:
             synthetic = concatenate_datasets([synthetic, new]) if len(synthetic) else new
         return synthetic, info
 
-    def _self_inform(self, round_idx: int, trainer: ClassifierTrainer, labeled_out: PoolOutputs) -> dict:
+    def _self_inform(self, round_idx: int, trainer: Classifier, labeled_out: PoolOutputs) -> dict:
         from .rl import AcquisitionReward, optimize_generator
 
         rl = self.cfg.rl
@@ -483,7 +484,7 @@ class Trial:
                 self.progress.advance()
         return rows
 
-    def _pool_pass(self, trainer: ClassifierTrainer, labeled: Dataset, candidates: Dataset, need: set[str]) -> tuple[PoolOutputs, PoolOutputs]:
+    def _pool_pass(self, trainer: Classifier, labeled: Dataset, candidates: Dataset, need: set[str]) -> tuple[PoolOutputs, PoolOutputs]:
         """One inference pass over L and the candidates, split back into (labeled, candidates) outputs."""
         cols = self._text_cols()
         both = concatenate_datasets([labeled.select_columns(cols), candidates.select_columns(cols)]) if len(candidates) else labeled.select_columns(cols)
@@ -492,11 +493,12 @@ class Trial:
         cand_out = out.select(list(range(len(labeled), len(both))))
         if "pretrained_embeddings" in need:
             enc = self.shared.pretrained
-            lab_out.pretrained_embeddings = enc.embed(labeled)
-            cand_out.pretrained_embeddings = enc.embed(candidates) if len(candidates) else torch.zeros(0, lab_out.pretrained_embeddings.shape[1])
+            lab_out.pretrained_embeddings = enc.embed_dataset(labeled)
+            cand_out.pretrained_embeddings = enc.embed_dataset(candidates)
+            enc.save()
         return lab_out, cand_out
 
-    def _infer_only(self, trainer: ClassifierTrainer | None, labeled: Dataset, candidates: Dataset, need: set[str]):
+    def _infer_only(self, trainer: Classifier | None, labeled: Dataset, candidates: Dataset, need: set[str]):
         if trainer is None:  # cached model: retrain (identical result) to score the new candidates
             return self._train(labeled, candidates, -1, need=need)
         lab_out, cand_out = self._pool_pass(trainer, labeled, candidates, need)
@@ -567,7 +569,9 @@ class Experiment:
         shared = _Shared()
         shared.need = frozenset().union(*(get_strategy(s, cfg.acquisition).requires for s in cfg.acquisition.strategies))
         if "pretrained_embeddings" in shared.need:
-            shared.pretrained = PretrainedEncoder(cfg.classifier)
+            # BERT-KM clusters the *pretrained* encoder's mean-pooled embeddings (its reference does).
+            c = cfg.classifier
+            shared.pretrained = get_encoder(c.model_name_or_path, "mean", c.max_length, c.per_device_eval_batch_size)
         trials = [Trial(cfg, task, s, seed, store=store, results=results, shared=shared, is_main=self.is_main) for seed in cfg.loop.seeds for s in cfg.acquisition.strategies]
         total = sum(t.num_rounds + 1 for t in trials)
         log_event("experiment", name=cfg.name, dataset=task.spec.name, pool=trials[0].R, budget=trials[0].budget, trials=len(trials), rounds=total)

@@ -20,12 +20,23 @@ class PoolOutputs:
             when no strategy asked for them.
         pretrained_embeddings: ``(n, d)`` L2-normalised embeddings of the *pretrained* encoder
             (BERT-KM) or ``None``.
+        log_probs: ``(n, C)`` log-probabilities from ``log_softmax`` of the logits, exact where a
+            probability underflows; ``None`` when built from probabilities alone, in which case
+            :attr:`logp` takes the log of the probabilities (floored at 1e-12).
     """
 
     probs: torch.Tensor
     embeddings: torch.Tensor
     grad_embeddings: torch.Tensor | None = None
     pretrained_embeddings: torch.Tensor | None = None
+    log_probs: torch.Tensor | None = None
+
+    @property
+    def logp(self) -> torch.Tensor:
+        """Log-probabilities: :attr:`log_probs` when the classifier gave them, else ``log(max(p, 1e-12))``."""
+        if self.log_probs is not None:
+            return self.log_probs
+        return self.probs.float().clamp_min(1e-12).log()
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])
@@ -39,6 +50,7 @@ class PoolOutputs:
             embeddings=pick(self.embeddings),
             grad_embeddings=pick(self.grad_embeddings),
             pretrained_embeddings=pick(self.pretrained_embeddings),
+            log_probs=pick(self.log_probs),
         )
 
     @staticmethod
@@ -54,6 +66,7 @@ class PoolOutputs:
             embeddings=cat("embeddings"),
             grad_embeddings=cat("grad_embeddings"),
             pretrained_embeddings=cat("pretrained_embeddings"),
+            log_probs=cat("log_probs"),
         )
 
 

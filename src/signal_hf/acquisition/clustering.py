@@ -81,11 +81,15 @@ def kmeans(
     generator: torch.Generator,
     max_iter: int = 100,
     batch_size: int = 4096,
+    n_init: int = 10,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with seeded k-means++ initialisation (Euclidean).
+    """Lloyd's k-means with seeded k-means++ initialisation (Euclidean), best of ``n_init`` starts.
 
-    Iterates until no assignment changes or ``max_iter`` iterations. A cluster that loses all its
-    points keeps its previous centroid.
+    Each start iterates until no assignment changes or ``max_iter`` iterations; a cluster that
+    loses all its points keeps its previous centroid. The start with the lowest inertia (sum of
+    squared distances to the assigned centroid, compared in float64; ties → the earlier start) is
+    kept, as scikit-learn's ``KMeans(n_init=10)`` in BERT-KM's reference (ALPS) does. The starts
+    draw from ``generator`` one after another, so the result is reproducible.
 
     Returns:
         ``(centroids (n_clusters', D), assignment (N,))`` with ``n_clusters' = min(n_clusters, N)``.
@@ -93,11 +97,23 @@ def kmeans(
     N = x.shape[0]
     if N == 0:
         raise StrategyError("kmeans: no points to cluster")
+    if n_init < 1:
+        raise StrategyError(f"kmeans: n_init must be >= 1, got {n_init}")
     xf = x.float() if x.dtype not in (torch.float32, torch.float64) else x
-    init = kmeans_pp_seeding(xf, n_clusters, generator=generator, first="random")
+    best: tuple[float, torch.Tensor, torch.Tensor] | None = None
+    for _ in range(n_init):
+        centroids, assign = _lloyd(xf, kmeans_pp_seeding(xf, n_clusters, generator=generator, first="random"), max_iter, batch_size)
+        inertia = float((xf.double() - centroids.double()[assign]).square().sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, centroids, assign)
+    return best[1], best[2]
+
+
+def _lloyd(xf: torch.Tensor, init: torch.Tensor, max_iter: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd iterations from the rows ``init`` of ``xf``."""
     centroids = xf[init].clone()
     m = centroids.shape[0]
-    assign = torch.full((N,), -1, dtype=torch.long, device=x.device)
+    assign = torch.full((xf.shape[0],), -1, dtype=torch.long, device=xf.device)
     for _ in range(max_iter):
         new_assign = knn(xf, centroids, 1, batch_size=batch_size)[1][:, 0]
         if torch.equal(new_assign, assign):

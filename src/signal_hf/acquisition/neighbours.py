@@ -212,15 +212,17 @@ def knn(
     return cand_dist.gather(1, order), cand_idx.gather(1, order)
 
 
-def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, *, log_p: torch.Tensor | None = None, log_q: torch.Tensor | None = None) -> torch.Tensor:
     """``KL(p ‖ q) = Σ_c p_c (log p_c − log q_c)`` over the last dimension (broadcasting).
 
-    Both are clamped to ``≥ PROB_FLOOR`` before the log, so zero probabilities give finite values
-    (a zero ``p_c`` contributes 0).
+    Pass ``log_p``/``log_q`` (``log_softmax`` of the logits) whenever the classifier has them: they
+    stay exact where a probability underflows. Without them the probabilities are clamped to
+    ``≥ PROB_FLOOR`` before the log, so zeros give finite values (a zero ``p_c`` contributes 0) —
+    but once logit gaps exceed ~28 the clamp changes the score.
     """
-    pc = p.clamp_min(PROB_FLOOR)
-    qc = q.clamp_min(PROB_FLOOR)
-    return (p * (pc.log() - qc.log())).sum(-1)
+    lp = p.clamp_min(PROB_FLOOR).log() if log_p is None else log_p.to(p.dtype)
+    lq = q.clamp_min(PROB_FLOOR).log() if log_q is None else log_q.to(p.dtype)
+    return (p * (lp - lq)).sum(-1)
 
 
 def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
@@ -245,6 +247,8 @@ def signal_scores(
     exclude_self: torch.Tensor | None = None,
     batch_size: int = 4096,
     use_faiss: bool = False,
+    query_log_probs: torch.Tensor | None = None,
+    ref_log_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SIGnAL acquisition score of each query point against a reference set.
 
@@ -264,6 +268,8 @@ def signal_scores(
             is never its own neighbour (needed when the reference contains the queries).
         batch_size: query rows per kNN block.
         use_faiss: see :func:`knn`.
+        query_log_probs / ref_log_probs: ``log_softmax`` of the logits, used for the KL's logs
+            when given (see :func:`kl_divergence`).
 
     Returns:
         ``(nq,)`` scores, higher = more informative.
@@ -285,5 +291,7 @@ def signal_scores(
     # (nq, k', C) gathered neighbour probabilities; k' and C are small.
     p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
     p_j = ref_probs[idx]
-    kl = kl_divergence(p_i, p_j)
+    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
+    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
+    kl = kl_divergence(p_i, p_j, log_p=lp_i, log_q=lp_j)
     return (kl / dist.to(kl.dtype).clamp_min(eps)).mean(1)

@@ -167,9 +167,13 @@ def cal_scores(
     distance: str = "euclidean",
     batch_size: int = 4096,
     use_faiss: bool = False,
+    query_log_probs: torch.Tensor | None = None,
+    ref_log_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CAL score (Margatina et al. 2021, reference implementation): the mean over the ``k`` nearest
     reference (labeled) points ``x_j`` of ``KL(p(y|x_j) ‖ p(y|x_i))``. No distance weighting.
+    ``*_log_probs`` (``log_softmax`` of the logits, as the reference's ``KLDivLoss`` input) are
+    used for the logs when given.
 
     Returns ``(nq,)`` scores, higher = more informative.
     """
@@ -180,7 +184,9 @@ def cal_scores(
     _, idx = knn(query_emb, ref_emb, k, distance=distance, batch_size=batch_size, use_faiss=use_faiss)
     p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
     # The reference code's KLDivLoss(log q_candidate, p_neighbour) = KL(p_neighbour ‖ q_candidate).
-    return kl_divergence(ref_probs[idx], p_i).mean(1)
+    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
+    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
+    return kl_divergence(ref_probs[idx], p_i, log_p=lp_j, log_q=lp_i).mean(1)
 
 
 class _NeighbourStrategy(ScoreStrategy):
@@ -226,7 +232,8 @@ class CALStrategy(_NeighbourStrategy):
         lab = self._need_labeled(state, "CAL compares each candidate with its labeled neighbours")
         u, c = state.unlabeled, self.config
         return cal_scores(_probs(u), u.embeddings, _probs(lab), lab.embeddings, k=c.k, distance=c.distance,
-                          batch_size=c.knn_batch_size, use_faiss=c.use_faiss)
+                          batch_size=c.knn_batch_size, use_faiss=c.use_faiss,
+                          query_log_probs=u.logp, ref_log_probs=lab.logp)
 
 
 @register_strategy("signal")
@@ -242,17 +249,19 @@ class SignalStrategy(_NeighbourStrategy):
         u, c = state.unlabeled, self.config
         if c.neighbours == "labeled":
             lab = self._need_labeled(state, "SIGnAL with acquisition.neighbours=labeled needs labeled neighbours")
-            ref_p, ref_e, excl = _probs(lab), lab.embeddings, None
+            ref_p, ref_e, ref_lp, excl = _probs(lab), lab.embeddings, lab.logp, None
         else:
             lab = self._labeled(state)
             nu = len(u)
             if lab is None:
-                ref_p, ref_e, nl = _probs(u), u.embeddings, 0
+                ref_p, ref_e, ref_lp, nl = _probs(u), u.embeddings, u.logp, 0
             else:
                 ref_p = torch.cat([_probs(lab).to(_probs(u).dtype), _probs(u)])
+                ref_lp = torch.cat([lab.logp.to(u.logp.dtype), u.logp])
                 ref_e = torch.cat([lab.embeddings.to(u.embeddings.dtype), u.embeddings])
                 nl = len(lab)
             # Candidate i sits at row nl + i of the reference: exclude it from its own neighbours.
             excl = torch.arange(nl, nl + nu, device=ref_e.device)
         return signal_scores(_probs(u), u.embeddings, ref_p, ref_e, k=c.k, eps=c.eps, distance=c.distance,
-                             exclude_self=excl, batch_size=c.knn_batch_size, use_faiss=c.use_faiss)
+                             exclude_self=excl, batch_size=c.knn_batch_size, use_faiss=c.use_faiss,
+                             query_log_probs=u.logp, ref_log_probs=ref_lp)

@@ -106,6 +106,8 @@ class AcquisitionReward:
             k=self.k,
             eps=self.eps,
             distance=self.distance,
+            query_log_probs=outputs.logp,
+            ref_log_probs=self.reference.logp,
         ).float()
 
     def __call__(self, prompts: list | None = None, completions: list | None = None, **kwargs: Any) -> list[float]:

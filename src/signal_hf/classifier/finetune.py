@@ -1,17 +1,20 @@
-"""The target classifier M: a :class:`transformers.Trainer` subclass re-trained each round.
+"""``classifier.backend: finetune`` — a :class:`transformers.Trainer` subclass re-trained each round.
 
-:class:`ClassifierTrainer` trains a sequence classifier from the pretrained checkpoint on the
-labeled set, evaluates accuracy with ``evaluate`` and runs the single inference pass per round
-that every query strategy shares (:meth:`ClassifierTrainer.pool_outputs`): class probabilities,
-L2-normalised pooled embeddings Φ (the input of the classification head) and, when asked, BADGE
-gradient embeddings.
+:class:`ClassifierTrainer` fine-tunes the encoder and a linear head from the pretrained checkpoint
+on the labeled set, for a step budget that scales with |L| (:meth:`ClassifierConfig.train_steps`),
+evaluates accuracy with ``evaluate`` and runs the single inference pass per round that every query
+strategy shares (:meth:`ClassifierTrainer.pool_outputs`): class probabilities, L2-normalised pooled
+embeddings Φ (the input of the classification head) and, when asked, BADGE gradient embeddings.
+
+The head reads the pooling the checkpoint was trained with (``classifier.pooling``): mean pooling
+for the bundled sentence-transformers encoders, BERT's [CLS] pooler for a plain BERT (the paper).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+
 import numpy as np
 import torch
 from datasets import Dataset
@@ -27,32 +30,41 @@ from transformers import (
     set_seed,
 )
 
-from .bundled import resolve_model_path
-from .config import ClassifierConfig
-from .errors import ConfigError
-from .types import PoolOutputs, TaskSpec
+from ..bundled import resolve_model_path
+from ..config import ClassifierConfig
+from ..encoder import resolve_pooling
+from ..errors import ConfigError
+from ..types import PoolOutputs, TaskSpec
+from .base import Classifier, accuracy_metric, outputs_from_logits
 
-__all__ = [
-    "ClassifierTrainer",
-    "fit_classifier",
-    "order_for_eval",
-    "load_classifier",
-    "load_tokenizer",
-    "accuracy_metric",
-    "PretrainedEncoder",
-]
+__all__ = ["ClassifierTrainer", "MeanPooledClassifier", "load_classifier", "load_tokenizer"]
 
 logger = logging.getLogger(__name__)
 
-_METRIC_DIR = Path(__file__).parent / "metrics" / "accuracy"
 _TEXT_COLUMNS = ("id", "text", "text_pair", "source", "prompt", "generator_revision", "round")
 
 
-def accuracy_metric():
-    """The ``evaluate`` accuracy metric, loaded from the script shipped with the package (offline)."""
-    import evaluate
+class MeanPooledClassifier(torch.nn.Module):
+    """Encoder + mean pooling over non-padding tokens + a linear head (a sentence-transformers
+    checkpoint's own representation, which its [CLS] pooler was never trained to give)."""
 
-    return evaluate.load(str(_METRIC_DIR))
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.dropout = torch.nn.Dropout(dropout)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **_):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        logits = self.classifier(self.dropout(pooled))
+        loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def load_tokenizer(cfg: ClassifierConfig):
@@ -63,12 +75,16 @@ def load_tokenizer(cfg: ClassifierConfig):
         raise ConfigError("classifier.model_name_or_path", f"cannot load a tokenizer from {path!r} ({str(e).splitlines()[0]})", "give a local folder, a Hub id, or bundled:minilm") from None
 
 
-def load_classifier(cfg: ClassifierConfig, task: TaskSpec, seed: int) -> PreTrainedModel:
+def load_classifier(cfg: ClassifierConfig, task: TaskSpec, seed: int) -> torch.nn.Module:
     """A fresh classifier from the pretrained checkpoint; the new head is initialised under ``seed``."""
     path = resolve_model_path(cfg.model_name_or_path, "classifier.model_name_or_path")
     set_seed(seed)
     id2label = dict(enumerate(task.label_names))
     try:
+        if resolve_pooling(path, cfg.pooling) == "mean":
+            encoder = AutoModel.from_pretrained(path)
+            set_seed(seed)  # the head's init must not depend on what loading consumed
+            return MeanPooledClassifier(encoder, task.num_labels)
         return AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=task.num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()}
         )
@@ -90,6 +106,19 @@ def encode(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
     return out
 
 
+_ENCODED_TESTS: dict[tuple, Dataset] = {}
+
+
+def _encoded_test(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
+    """The tokenised test set, once per run: every round evaluates the same rows."""
+    key = (dataset._fingerprint, tokenizer.name_or_path, max_length)
+    if key not in _ENCODED_TESTS:
+        if len(_ENCODED_TESTS) >= 4:
+            _ENCODED_TESTS.clear()
+        _ENCODED_TESTS[key] = encode(dataset, tokenizer, max_length)
+    return _ENCODED_TESTS[key]
+
+
 def _head_input_hook(model: PreTrainedModel):
     """Find the final linear layer of the classification head; its input is the pooled representation h."""
     head = getattr(model, "classifier", None) or getattr(model, "score", None)
@@ -100,7 +129,7 @@ def _head_input_hook(model: PreTrainedModel):
     return None
 
 
-class ClassifierTrainer(Trainer):
+class ClassifierTrainer(Trainer, Classifier):
     """Trainer for the target classifier, configured from a :class:`ClassifierConfig`.
 
     Args:
@@ -133,8 +162,8 @@ class ClassifierTrainer(Trainer):
         extra = dict(config.training_args)
         args = TrainingArguments(
             output_dir=str(output_dir),
-            num_train_epochs=config.num_train_epochs,
-            max_steps=config.max_steps,
+            # The budget scales with |L|: epochs, floored and capped in steps (ClassifierConfig).
+            max_steps=config.train_steps(len(train_dataset)) if train_dataset is not None else 1,
             learning_rate=config.learning_rate,
             per_device_train_batch_size=config.per_device_train_batch_size,
             per_device_eval_batch_size=config.per_device_eval_batch_size,
@@ -156,7 +185,7 @@ class ClassifierTrainer(Trainer):
             model=model,
             args=args,
             train_dataset=encode(train_dataset, tokenizer, config.max_length) if train_dataset is not None else None,
-            eval_dataset=encode(eval_dataset, tokenizer, config.max_length) if eval_dataset is not None else None,
+            eval_dataset=_encoded_test(eval_dataset, tokenizer, config.max_length) if eval_dataset is not None else None,
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=self._compute_accuracy,
@@ -182,109 +211,29 @@ class ClassifierTrainer(Trainer):
         model = self.model.eval()
         device = next(model.parameters()).device
         if len(dataset) == 0:
-            h = model.config.hidden_size
-            return PoolOutputs(
-                probs=torch.zeros(0, self.task.num_labels),
-                embeddings=torch.zeros(0, h),
-                grad_embeddings=torch.zeros(0, self.task.num_labels * h) if grad_embeddings else None,
-            )
+            empty = torch.zeros(0, self.task.num_labels), torch.zeros(0, model.config.hidden_size)
+            return outputs_from_logits(*empty, grad_embeddings=grad_embeddings)
         head = _head_input_hook(model)
         captured: list[torch.Tensor] = []
         handle = head.register_forward_hook(lambda m, inp, out: captured.append(inp[0].detach())) if head is not None else None
         enc = encode(dataset.select_columns([c for c in ("text", "text_pair") if c in dataset.column_names]), self.processing_class, self.config.max_length)
         collate = DataCollatorWithPadding(self.processing_class)
         bs = self.config.per_device_eval_batch_size
-        probs, hidden = [], []
+        logits, hidden = [], []
         try:
             for start in range(0, len(enc), bs):
                 batch = collate([enc[i] for i in range(start, min(start + bs, len(enc)))])
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = model(**batch, output_hidden_states=head is None)
-                probs.append(torch.softmax(out.logits.float(), -1).cpu())
+                logits.append(out.logits.float().cpu())
                 hidden.append((captured.pop() if head is not None else out.hidden_states[-1][:, 0]).float().cpu())
         finally:
             if handle is not None:
                 handle.remove()
-        p = torch.cat(probs)
-        h = torch.cat(hidden)
-        emb = torch.nn.functional.normalize(h, dim=-1)
-        g = None
-        if grad_embeddings:
-            from .acquisition import badge_gradient_embeddings
-
-            g = badge_gradient_embeddings(p, h)
-        return PoolOutputs(probs=p, embeddings=emb, grad_embeddings=g)
+        return outputs_from_logits(torch.cat(logits), torch.cat(hidden), grad_embeddings=grad_embeddings)
 
     def accuracy(self, dataset: Dataset | None = None) -> float:
         """Accuracy on ``dataset`` (default: the eval set) computed with ``evaluate``."""
         ds = self.eval_dataset if dataset is None else encode(dataset, self.processing_class, self.config.max_length)
         metrics = self.evaluate(eval_dataset=ds)
         return float(metrics["eval_accuracy"])
-
-
-def order_for_eval(test: Dataset) -> Dataset:
-    """``test`` sorted by text length, the order every evaluation in a run uses.
-
-    Accuracy does not depend on row order, but length-sorted rows pad far less per eval batch, and
-    the same order (hence the same batches and padding) keeps a re-evaluation bit-for-bit comparable.
-    """
-    lengths = [len(t) for t in test["text"]]
-    if "text_pair" in test.column_names:
-        lengths = [n + len(p or "") for n, p in zip(lengths, test["text_pair"])]
-    # sorted() is stable: rows of equal length keep their file order.
-    return test.select(sorted(range(len(test)), key=lengths.__getitem__))
-
-
-def fit_classifier(
-    config: ClassifierConfig,
-    task: TaskSpec,
-    labeled: Dataset,
-    test: Dataset | None,
-    *,
-    output_dir: str | os.PathLike,
-    seed: int,
-) -> ClassifierTrainer:
-    """Train the classifier from its pretrained checkpoint on ``labeled``, as each round does.
-
-    Rows are sorted by id first, so the same labeled set (whatever order it was stored or
-    acquired in) gives the same model for the same seed. ``test`` is used as given; pass it
-    through :func:`order_for_eval` to evaluate as a run does.
-    """
-    trainer = ClassifierTrainer(config, task, output_dir=output_dir, seed=seed, train_dataset=labeled.sort("id"), eval_dataset=test)
-    trainer.train()
-    return trainer
-
-
-class PretrainedEncoder:
-    """The *pretrained* encoder (no fine-tuning) for BERT-KM: L2-normalised mean-pooled embeddings.
-
-    Embeddings are cached by row id, so each text is encoded once per run.
-    """
-
-    def __init__(self, cfg: ClassifierConfig):
-        path = resolve_model_path(cfg.model_name_or_path, "classifier.model_name_or_path")
-        self.tokenizer = load_tokenizer(cfg)
-        self.model = AutoModel.from_pretrained(path).eval()
-        self.max_length = cfg.max_length
-        self.batch_size = cfg.per_device_eval_batch_size
-        self._cache: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def embed(self, dataset: Dataset) -> torch.Tensor:
-        ids = dataset["id"][:]
-        missing = [i for i, key in enumerate(ids) if key not in self._cache]
-        if missing:
-            sub = dataset.select(missing)
-            sub_ids = sub["id"][:]
-            texts, pairs = sub["text"][:], sub["text_pair"][:] if "text_pair" in sub.column_names else None
-            for start in range(0, len(sub), self.batch_size):
-                end = start + self.batch_size
-                batch = self.tokenizer(texts[start:end], pairs[start:end] if pairs else None, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-                for key, vec in zip(sub_ids[start:end], torch.nn.functional.normalize(pooled, dim=-1)):
-                    self._cache[key] = vec
-        if not ids:
-            return torch.zeros(0, self.model.config.hidden_size)
-        return torch.stack([self._cache[k] for k in ids])

@@ -1,0 +1,59 @@
+"""What every classifier backend gives the loop and the strategies.
+
+A backend is fitted on the labeled set from its pretrained starting point each round and then
+answers two questions: :meth:`Classifier.pool_outputs` (probabilities, log-probabilities from
+``log_softmax``, the embedding Φ the head reads, and BADGE gradient embeddings of the head) and
+:meth:`Classifier.accuracy` on the test set. All backends return the same :class:`PoolOutputs`, so
+every strategy runs unchanged on any of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from ..types import PoolOutputs
+
+__all__ = ["Classifier", "accuracy_metric", "outputs_from_logits"]
+
+_METRIC_DIR = Path(__file__).resolve().parent.parent / "metrics" / "accuracy"
+
+
+def accuracy_metric():
+    """The ``evaluate`` accuracy metric, loaded from the script shipped with the package (offline)."""
+    import evaluate
+
+    return evaluate.load(str(_METRIC_DIR))
+
+
+def outputs_from_logits(logits: torch.Tensor, head_input: torch.Tensor, *, grad_embeddings: bool = False) -> PoolOutputs:
+    """:class:`PoolOutputs` from a linear head's logits and its input ``h``.
+
+    Log-probabilities come from ``log_softmax`` (exact where a probability underflows), Φ is ``h``
+    L2-normalised, and BADGE's gradient embedding is ``(1[c=ŷ] − p_c) · h``.
+    """
+    logits = logits.float()
+    log_probs = torch.log_softmax(logits, -1)
+    probs = log_probs.exp()
+    g = None
+    if grad_embeddings:
+        from ..acquisition import badge_gradient_embeddings
+
+        g = badge_gradient_embeddings(probs, head_input.float())
+    emb = torch.nn.functional.normalize(head_input.float(), dim=-1)
+    return PoolOutputs(probs=probs, embeddings=emb, grad_embeddings=g, log_probs=log_probs)
+
+
+class Classifier(ABC):
+    """A target classifier M after one round's fit."""
+
+    @abstractmethod
+    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
+        """One inference pass over ``dataset`` (normalised ``text``/``text_pair`` columns)."""
+
+    @abstractmethod
+    def accuracy(self, dataset: Dataset | None = None) -> float:
+        """Accuracy on ``dataset`` (default: the test set given at construction)."""

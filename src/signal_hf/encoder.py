@@ -1,0 +1,166 @@
+"""The frozen sentence encoder: pooling that fits the checkpoint, canonical batches, an embedding cache.
+
+Used by the ``probe`` classifier backend (its features), by BERT-KM (the *pretrained* embeddings)
+and by the fine-tuning backend to choose its pooling. Three rules keep its outputs reproducible:
+
+* **Pooling fits the checkpoint.** ``pooling="auto"`` reads a sentence-transformers
+  ``1_Pooling/config.json`` when the folder has one (all-MiniLM-L6-v2 and all-mpnet-base-v2 were
+  trained with mean pooling) and falls back to ``cls`` for a plain encoder (BERT's [CLS] pooler).
+* **No row is ever padded.** Texts are grouped by their exact token count and run in batches of
+  equal-length rows in a canonical order, so padding (which changes float rounding) never depends
+  on which other texts happened to be encoded in the same call.
+* **Each text is encoded once.** Embeddings are kept by text (and pair) in memory and, when a
+  cache folder is given, on disk (one file per encoder fingerprint, written atomically), so the
+  seeds of a grid and its rounds share one encoding of the pool and the test set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+
+from .bundled import cache_dir, resolve_model_path
+from .errors import ConfigError
+
+__all__ = ["SentenceEncoder", "resolve_pooling", "get_encoder", "Pooling"]
+
+logger = logging.getLogger(__name__)
+
+Pooling = Literal["auto", "cls", "mean"]
+
+
+def resolve_pooling(path: str, pooling: str) -> Literal["cls", "mean"]:
+    """``cls`` or ``mean`` for a checkpoint folder; ``auto`` reads its sentence-transformers pooling."""
+    if pooling in ("cls", "mean"):
+        return pooling  # type: ignore[return-value]
+    if pooling != "auto":
+        raise ConfigError("classifier.pooling", f"unknown pooling {pooling!r}", "use auto, cls or mean")
+    pool_cfg = Path(path) / "1_Pooling" / "config.json"
+    if pool_cfg.is_file():
+        cfg = json.loads(pool_cfg.read_text())
+        if cfg.get("pooling_mode_mean_tokens"):
+            return "mean"
+        if cfg.get("pooling_mode_cls_token"):
+            return "cls"
+    return "cls"
+
+
+def _text_key(text: str, pair: str | None) -> str:
+    return hashlib.sha1(json.dumps([text, pair]).encode()).hexdigest()
+
+
+class SentenceEncoder:
+    """A frozen encoder that maps texts (or pairs) to L2-normalised pooled embeddings.
+
+    Args:
+        model_name_or_path: checkpoint (``bundled:minilm``, ``bundled:mpnet``, a folder or Hub id).
+        pooling: ``auto`` | ``cls`` | ``mean`` (see :func:`resolve_pooling`).
+        max_length: tokenizer truncation length.
+        batch_size: rows per forward pass.
+        cache: folder for the on-disk embedding cache, or ``None`` for memory only.
+    """
+
+    def __init__(self, model_name_or_path: str, *, pooling: str = "auto", max_length: int = 128, batch_size: int = 64, cache: str | os.PathLike | None = None):
+        from transformers import AutoModel, AutoTokenizer
+
+        field = "classifier.model_name_or_path"
+        path = resolve_model_path(model_name_or_path, field)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        except OSError as e:
+            raise ConfigError(field, f"cannot load {path!r} ({str(e).splitlines()[0]})", "give a local folder, a Hub id, bundled:minilm or bundled:mpnet") from None
+        self.pooling = resolve_pooling(path, pooling)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.dim = int(self.model.config.hidden_size)
+        fingerprint = json.dumps([model_name_or_path, str(path), self.pooling, max_length, self.model.config.to_json_string()])
+        self.fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        self._cache_file = Path(cache) / f"{self.fingerprint}.pt" if cache else None
+        self._vectors: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        if self._cache_file is not None and self._cache_file.is_file():
+            try:
+                self._vectors = torch.load(self._cache_file, weights_only=True)
+            except Exception as e:  # a damaged cache is only a cost: re-encode
+                logger.warning("embedding cache %s unreadable (%s); re-encoding", self._cache_file, e)
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "mean":
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return hidden[:, 0]
+
+    @torch.no_grad()
+    def _encode(self, texts: Sequence[str], pairs: Sequence[str | None] | None) -> list[torch.Tensor]:
+        enc = self.tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True, max_length=self.max_length)
+        ids = enc["input_ids"]
+        out: list[torch.Tensor | None] = [None] * len(ids)
+        # Equal-length groups in a canonical order (length, then row): no padding anywhere.
+        by_len: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            by_len.setdefault(len(row), []).append(i)
+        for length in sorted(by_len):
+            rows = by_len[length]
+            for s in range(0, len(rows), self.batch_size):
+                chunk = rows[s : s + self.batch_size]
+                batch = {k: torch.tensor([enc[k][i] for i in chunk]) for k in enc.keys()}
+                hidden = self.model(**batch).last_hidden_state.float()
+                pooled = torch.nn.functional.normalize(self._pool(hidden, batch["attention_mask"]), dim=-1)
+                for i, vec in zip(chunk, pooled):
+                    out[i] = vec.clone()
+        return out  # type: ignore[return-value]
+
+    def embed(self, texts: Sequence[str], pairs: Sequence[str | None] | None = None) -> torch.Tensor:
+        """``(n, d)`` float32 L2-normalised embeddings; only texts never seen before are encoded."""
+        keys = [_text_key(t, pairs[i] if pairs is not None else None) for i, t in enumerate(texts)]
+        with self._lock:
+            todo = sorted({k: i for i, k in enumerate(keys) if k not in self._vectors}.values())
+            if todo:
+                vecs = self._encode([texts[i] for i in todo], [pairs[i] for i in todo] if pairs is not None else None)
+                for i, v in zip(todo, vecs):
+                    self._vectors[keys[i]] = v
+                self._dirty = True
+            if not keys:
+                return torch.zeros(0, self.dim)
+            return torch.stack([self._vectors[k] for k in keys])
+
+    def embed_dataset(self, dataset) -> torch.Tensor:
+        """Embeddings of a normalised dataset's ``text`` (and ``text_pair``) columns, in row order."""
+        pairs = dataset["text_pair"][:] if "text_pair" in dataset.column_names else None
+        return self.embed(dataset["text"][:], pairs)
+
+    def save(self) -> None:
+        """Write the in-memory embeddings to the cache file (atomic; merged with what others wrote)."""
+        if self._cache_file is None or not self._dirty:
+            return
+        with self._lock:
+            self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+            merged = dict(self._vectors)
+            if self._cache_file.is_file():
+                try:
+                    merged = {**torch.load(self._cache_file, weights_only=True), **merged}
+                except Exception:
+                    pass
+            fd, tmp = tempfile.mkstemp(prefix=self._cache_file.name + ".", dir=self._cache_file.parent)
+            os.close(fd)
+            torch.save(merged, tmp)
+            os.replace(tmp, self._cache_file)
+            self._dirty = False
+
+
+@lru_cache(maxsize=4)
+def get_encoder(model_name_or_path: str, pooling: str, max_length: int, batch_size: int, use_cache: bool = True) -> SentenceEncoder:
+    """One loaded encoder per (checkpoint, pooling, length) in a process: rounds and trials share it."""
+    cache = cache_dir() / "embeddings" if use_cache else None
+    return SentenceEncoder(model_name_or_path, pooling=pooling, max_length=max_length, batch_size=batch_size, cache=cache)
