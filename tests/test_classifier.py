@@ -207,6 +207,10 @@ def test_encoder_rows_do_not_depend_on_the_call(tmp_path):
     alone = enc._encode([a], None)[0]
     mixed = enc._encode(["a much longer sentence that is padded in an ordinary batch", a], None)[1]
     assert torch.equal(alone, mixed)
+    # Same length, so the same batch: still bit-for-bit the vector it gets alone.
+    same = ["a loud film", "a quiet film", "a grand film", "a short film"]
+    assert len({len(enc.tokenizer(t)["input_ids"]) for t in same}) == 1
+    assert torch.equal(enc._encode(same, None)[1], alone)
     first = enc.embed([a, "another text"])
     enc.save()
     again = SentenceEncoder("bundled:minilm", max_length=32, cache=tmp_path)
@@ -223,3 +227,19 @@ def test_pair_task_backends(tmp_path):
     probe = fit_classifier(ClassifierConfig(backend="probe", max_length=48), task.spec, task.train.select(range(8)), task.test, output_dir=tmp_path, seed=0)
     out = probe.pool_outputs(task.test)
     assert out.probs.shape == (16, 2) and 0.0 <= probe.accuracy() <= 1.0
+
+
+def test_encoder_vectors_do_not_depend_on_the_thread_count():
+    """Matrix products round differently on 1 and 2 threads; the encoder always uses one."""
+    texts = load_task(DataConfig(dataset="sst2")).test["text"][:120]
+    enc = SentenceEncoder("bundled:minilm", max_length=64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.stack(enc._encode(texts, None))
+        torch.set_num_threads(2)
+        two = torch.stack(enc._encode(texts, None))
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
