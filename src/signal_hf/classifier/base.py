@@ -17,7 +17,7 @@ from datasets import Dataset
 
 from ..types import PoolOutputs
 
-__all__ = ["Classifier", "accuracy_metric", "outputs_from_logits"]
+__all__ = ["Classifier", "HeadOnEmbeddings", "accuracy_metric", "outputs_from_logits"]
 
 _METRIC_DIR = Path(__file__).resolve().parent.parent / "metrics" / "accuracy"
 
@@ -57,3 +57,24 @@ class Classifier(ABC):
     @abstractmethod
     def accuracy(self, dataset: Dataset | None = None) -> float:
         """Accuracy on ``dataset`` (default: the test set given at construction)."""
+
+
+class HeadOnEmbeddings(Classifier):
+    """A classifier that is a linear head (``self.head.logits``) on sentence embeddings (``_embed``):
+    the ``probe`` and ``setfit`` backends. Φ is the embedding itself, the head's input."""
+
+    head = None
+    eval_dataset: Dataset | None = None
+
+    @abstractmethod
+    def _embed(self, dataset: Dataset) -> torch.Tensor:
+        """``(n, d)`` embeddings of the dataset's texts, in row order."""
+
+    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
+        h = self._embed(dataset)
+        return outputs_from_logits(self.head.logits(h), h, grad_embeddings=grad_embeddings)
+
+    def accuracy(self, dataset: Dataset | None = None) -> float:
+        ds = self.eval_dataset if dataset is None else dataset
+        preds = self.head.logits(self._embed(ds)).argmax(-1)
+        return float(accuracy_metric().compute(predictions=preds.tolist(), references=ds["label"][:])["accuracy"])

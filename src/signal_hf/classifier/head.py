@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LogisticHead", "select_c"]
+__all__ = ["LogisticHead", "select_c", "fit_head"]
 
 
 class LogisticHead:
@@ -100,3 +100,11 @@ def select_c(h: torch.Tensor, y: torch.Tensor, num_labels: int, grid: list[float
             total += _log_loss(LogisticHead(num_labels, C=c, class_weight=class_weight).fit(h[tr_t], y[tr_t]), h[va_t], y[va_t])
         losses.append(total)
     return grid[min(range(len(grid)), key=losses.__getitem__)]  # ties → the earlier (stronger penalty)
+
+
+def fit_head(config, num_labels: int, h: torch.Tensor, y: torch.Tensor) -> LogisticHead:
+    """The head of ``probe``/``setfit`` under a :class:`~signal_hf.config.ClassifierConfig`:
+    ``probe_c`` (or C chosen by cross-validation on L when it is ``None``) and ``probe_class_weight``."""
+    cw = config.probe_class_weight
+    c = config.probe_c if config.probe_c is not None else select_c(h, y, num_labels, list(config.probe_c_grid), class_weight=cw)
+    return LogisticHead(num_labels, C=c, class_weight=cw).fit(h, y)

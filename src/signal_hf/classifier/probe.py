@@ -13,23 +13,14 @@ from datasets import Dataset
 
 from ..config import ClassifierConfig
 from ..encoder import get_encoder
-from ..types import PoolOutputs, TaskSpec
-from .base import Classifier, accuracy_metric, outputs_from_logits
-from .head import LogisticHead, select_c
+from ..types import TaskSpec
+from .base import HeadOnEmbeddings
+from .head import LogisticHead, fit_head
 
-__all__ = ["ProbeClassifier", "fit_head"]
-
-
-def fit_head(config: ClassifierConfig, num_labels: int, h: torch.Tensor, y: torch.Tensor) -> LogisticHead:
-    """The logistic head of ``probe``/``setfit``: ``probe_c``, or C chosen by cross-validation on L."""
-    cw = config.probe_class_weight
-    c = config.probe_c if config.probe_c is not None else select_c(h, y, num_labels, list(config.probe_c_grid), class_weight=cw)
-    head = LogisticHead(num_labels, C=c, class_weight=cw).fit(h, y)
-    head.chosen_c = c
-    return head
+__all__ = ["ProbeClassifier"]
 
 
-class ProbeClassifier(Classifier):
+class ProbeClassifier(HeadOnEmbeddings):
     """Frozen encoder (``classifier.model_name_or_path``, ``pooling``) + :class:`LogisticHead`.
 
     Args:
@@ -51,12 +42,7 @@ class ProbeClassifier(Classifier):
         self.encoder.save()
         return self
 
-    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
+    def _embed(self, dataset: Dataset) -> torch.Tensor:
         h = self.encoder.embed_dataset(dataset)
-        return outputs_from_logits(self.head.logits(h), h, grad_embeddings=grad_embeddings)
-
-    def accuracy(self, dataset: Dataset | None = None) -> float:
-        ds = self.eval_dataset if dataset is None else dataset
-        preds = self.head.logits(self.encoder.embed_dataset(ds)).argmax(-1)
-        self.encoder.save()
-        return float(accuracy_metric().compute(predictions=preds.tolist(), references=ds["label"][:])["accuracy"])
+        self.encoder.save()  # a no-op unless new texts were encoded
+        return h

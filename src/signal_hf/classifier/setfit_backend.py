@@ -18,10 +18,9 @@ from datasets import Dataset
 from ..bundled import resolve_model_path
 from ..config import ClassifierConfig
 from ..errors import ConfigError
-from ..types import PoolOutputs, TaskSpec
-from .base import Classifier, accuracy_metric, outputs_from_logits
-from .head import LogisticHead
-from .probe import fit_head
+from ..types import TaskSpec
+from .base import HeadOnEmbeddings
+from .head import LogisticHead, fit_head
 
 __all__ = ["SetFitClassifier"]
 
@@ -34,7 +33,7 @@ def _require_setfit():
     return setfit
 
 
-class SetFitClassifier(Classifier):
+class SetFitClassifier(HeadOnEmbeddings):
     """SetFit body tuning (``setfit_iterations`` pairs per sentence, ``setfit_epochs``) + a logistic head."""
 
     def __init__(self, config: ClassifierConfig, task: TaskSpec, *, output_dir: str | os.PathLike, seed: int = 0, eval_dataset: Dataset | None = None):
@@ -89,12 +88,3 @@ class SetFitClassifier(Classifier):
         self.body.eval()
         self.head = fit_head(self.config, self.task.num_labels, self._embed(labeled), torch.tensor(labels))
         return self
-
-    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
-        h = self._embed(dataset)
-        return outputs_from_logits(self.head.logits(h), h, grad_embeddings=grad_embeddings)
-
-    def accuracy(self, dataset: Dataset | None = None) -> float:
-        ds = self.eval_dataset if dataset is None else dataset
-        preds = self.head.logits(self._embed(ds)).argmax(-1)
-        return float(accuracy_metric().compute(predictions=preds.tolist(), references=ds["label"][:])["accuracy"])
