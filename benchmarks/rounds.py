@@ -12,12 +12,13 @@ phase              what is timed
 generator load     ``Generator.from_pretrained`` (base model + fresh LoRA)
 generation         ``Generator.generate_raw`` (sampling; new tokens counted → tokens/s)
 dedup/filter       ``Generator.parse_batch`` (cleaning, exact and near-duplicate checks)
-inference          ``ClassifierTrainer.pool_outputs`` outside the RL step (the shared pass)
+inference          the classifier's ``pool_outputs`` outside the RL step (the shared pass)
 acquisition        the loop's own ``acquire_s`` (strategy selection)
 annotation         ``Oracle.annotate`` of the synthetic items (model oracle)
 classifier setup   the loop's ``train_s`` minus the fit: loading the checkpoint, tokenising
-training           ``ClassifierTrainer.train`` (the fit)
-evaluation         ``ClassifierTrainer.accuracy`` on the test subset
+training           the fit: ``ClassifierTrainer.train`` (``finetune``) or ``fit`` (``probe``/``setfit``,
+                   including the encoding of texts not seen before)
+evaluation         the classifier's ``accuracy`` on the test subset
 RL step            ``signal_hf.rl.optimize_generator`` (rollouts, reward incl. its own
                    inference, one optimiser step)
 RL inference       the classifier passes inside the RL reward (part of the RL step)
@@ -143,7 +144,8 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
     """Wrap the methods the loop calls (see the module docstring); restore them on exit."""
     import signal_hf.loop as loop_mod
     import signal_hf.rl as rl_mod
-    from signal_hf.classifier import ClassifierTrainer
+    from signal_hf.classifier import ClassifierTrainer, ProbeClassifier, SetFitClassifier
+    from signal_hf.classifier.base import HeadOnEmbeddings
     from signal_hf.generation.generator import Generator
     from signal_hf.oracles import Oracle
 
@@ -196,9 +198,12 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
         enter(_patched(Generator, "from_pretrained", classmethod(rec.timed("generator load", Generator.from_pretrained.__func__))))
         enter(_patched(Generator, "generate_raw", generate_raw))
         enter(_patched(Generator, "parse_batch", parse_batch))
-        enter(_patched(ClassifierTrainer, "pool_outputs", rec.timed("inference", ClassifierTrainer.pool_outputs)))
-        enter(_patched(ClassifierTrainer, "train", rec.timed("training", ClassifierTrainer.train)))
-        enter(_patched(ClassifierTrainer, "accuracy", rec.timed("evaluation", ClassifierTrainer.accuracy)))
+        # Every backend: finetune (the Trainer) and the heads on embeddings (probe, setfit).
+        for cls, fit in ((ClassifierTrainer, "train"), (ProbeClassifier, "fit"), (SetFitClassifier, "fit")):
+            enter(_patched(cls, fit, rec.timed("training", getattr(cls, fit))))
+        for cls in (ClassifierTrainer, HeadOnEmbeddings):
+            enter(_patched(cls, "pool_outputs", rec.timed("inference", cls.pool_outputs)))
+            enter(_patched(cls, "accuracy", rec.timed("evaluation", cls.accuracy)))
         enter(_patched(rl_mod, "optimize_generator", rec.timed("RL step", orig_optimize)))
         enter(_patched(loop_mod, "log_event", log_event))
         enter(_patched(loop_mod, "make_store", make_store))

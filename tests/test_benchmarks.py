@@ -187,14 +187,14 @@ def test_cli_quick_acquisition_writes_the_json(tmp_path):
 
 
 def test_one_pool_based_round_is_timed_phase_by_phase(tmp_path):
-    from signal_hf.classifier import ClassifierTrainer
+    from signal_hf.classifier import ProbeClassifier
 
     from benchmarks.rounds import run_rounds
 
-    original_train = ClassifierTrainer.train
+    original_fit = ProbeClassifier.fit
     rep = run_rounds(["recipes/demo.yaml"], [0.001], out_dir=tmp_path, max_test_samples=16,
-                     extra_overrides=["--classifier.max_steps=1", "--classifier.per_device_train_batch_size=4"])
-    assert ClassifierTrainer.train is original_train  # the wrappers are removed again
+                     extra_overrides=["--classifier.model_name_or_path=bundled:minilm"])
+    assert ProbeClassifier.fit is original_fit  # the wrappers are removed again
     (run,) = rep["runs"]
     assert (run["pool"], run["initial_labeled"], run["budget"]) == (67, 7, 7)
     assert [row["round"] for row in run["rows"]] == [0, 1]  # exactly one round after round 0
@@ -204,7 +204,7 @@ def test_one_pool_based_round_is_timed_phase_by_phase(tmp_path):
         assert r0[phase]["calls"] == 1 and r1[phase]["calls"] == 1
     assert "acquisition" not in r0 and r1["acquisition"]["seconds"] == run["rows"][1]["acquire_s"]
     assert "generation" not in r1 and "RL step" not in r1
-    # the loop's train_s = building the trainer (model load, tokenisation) + the fit
+    # the loop's train_s = building the classifier (encoder load) + the fit
     setup = r1["classifier setup"]["seconds"]
     assert setup >= 0 and math.isclose(setup + r1["training"]["seconds"], run["rows"][1]["train_s"], rel_tol=1e-9)
 
