@@ -95,11 +95,14 @@ def test_pool_based_run_killed_three_times_matches_uninterrupted(tmp_path):
     strategies = ["entropy", "signal"]
     ref_cfg = tiny(tmp_path / "ref")
     ref_cfg.acquisition.strategies = strategies
+    # The fine-tuning backend: the kill point "train" is inside a Trainer's optimisation steps.
+    ref_cfg.classifier.backend = "finetune"
     run_experiment(ref_cfg, show_progress=False)
 
     out = tmp_path / "run"
     cfg = tiny(out)
     cfg.acquisition.strategies = strategies
+    cfg.classifier.backend = "finetune"
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(to_yaml(cfg))
     # Trial order is entropy then signal. Killed while training entropy's round 1, then inside the
