@@ -1,7 +1,7 @@
 """The frozen sentence encoder: pooling that fits the checkpoint, canonical batches, an embedding cache.
 
 Used by the ``probe`` classifier backend (its features), by BERT-KM (the *pretrained* embeddings)
-and by the fine-tuning backend to choose its pooling. Three rules keep its outputs reproducible:
+and by the fine-tuning backend to choose its pooling. Four rules keep its outputs reproducible:
 
 * **Pooling fits the checkpoint.** ``pooling="auto"`` reads a sentence-transformers
   ``1_Pooling/config.json`` when the folder has one (all-MiniLM-L6-v2 and all-mpnet-base-v2 were

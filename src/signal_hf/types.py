@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["PoolOutputs", "AcquisitionState", "TaskSpec"]
+__all__ = ["PoolOutputs", "AcquisitionState", "TaskSpec", "PROB_FLOOR"]
+
+#: Probabilities are clamped to at least this before ``log`` when no log-probabilities were given,
+#: so that a zero never gives ``-inf``/NaN.
+PROB_FLOOR: float = 1e-12
 
 
 @dataclass
@@ -22,7 +26,7 @@ class PoolOutputs:
             (BERT-KM) or ``None``.
         log_probs: ``(n, C)`` log-probabilities from ``log_softmax`` of the logits, exact where a
             probability underflows; ``None`` when built from probabilities alone, in which case
-            :attr:`logp` takes the log of the probabilities (floored at 1e-12).
+            :attr:`logp` takes the log of the probabilities (floored at :data:`PROB_FLOOR`).
     """
 
     probs: torch.Tensor
@@ -33,10 +37,10 @@ class PoolOutputs:
 
     @property
     def logp(self) -> torch.Tensor:
-        """Log-probabilities: :attr:`log_probs` when the classifier gave them, else ``log(max(p, 1e-12))``."""
+        """Log-probabilities: :attr:`log_probs` when the classifier gave them, else ``log(max(p, PROB_FLOOR))``."""
         if self.log_probs is not None:
             return self.log_probs
-        return self.probs.float().clamp_min(1e-12).log()
+        return self.probs.float().clamp_min(PROB_FLOOR).log()
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])

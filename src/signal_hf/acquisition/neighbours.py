@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from ..errors import StrategyError
+from ..types import PROB_FLOOR
 
 __all__ = ["knn", "kl_divergence", "signal_scores", "all_finite", "MAX_BLOCK_ELEMENTS", "PROB_FLOOR"]
 
@@ -25,9 +26,6 @@ Distance = Literal["euclidean", "cosine"]
 #: Upper bound on the elements of one distance block (block rows × reference rows): 2**25 float32
 #: values = 128 MiB.
 MAX_BLOCK_ELEMENTS: int = 2**25
-
-#: Probabilities are clamped to at least this before ``log`` so that a zero never gives ``-inf``/NaN.
-PROB_FLOOR: float = 1e-12
 
 _DISTANCES = ("euclidean", "cosine")
 _faiss_note_logged = False
@@ -225,6 +223,14 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, *, log_p: torch.Tensor | Non
     return (p * (lp - lq)).sum(-1)
 
 
+def neighbour_log_probs(query_log_probs: torch.Tensor | None, ref_log_probs: torch.Tensor | None, idx: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(nq, 1, C)`` query and ``(nq, k, C)`` neighbour log-probabilities for a kNN result ``idx``
+    (``None`` where not given), shaped like the probabilities :func:`kl_divergence` receives."""
+    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
+    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
+    return lp_i, lp_j
+
+
 def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
     probs = _as_float_matrix(probs, name)
     if probs.shape[1] < 1:
@@ -291,7 +297,6 @@ def signal_scores(
     # (nq, k', C) gathered neighbour probabilities; k' and C are small.
     p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
     p_j = ref_probs[idx]
-    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
-    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
+    lp_i, lp_j = neighbour_log_probs(query_log_probs, ref_log_probs, idx)
     kl = kl_divergence(p_i, p_j, log_p=lp_i, log_q=lp_j)
     return (kl / dist.to(kl.dtype).clamp_min(eps)).mean(1)

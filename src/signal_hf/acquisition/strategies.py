@@ -12,7 +12,7 @@ from ..errors import StrategyError
 from ..types import AcquisitionState, PoolOutputs
 from .base import ScoreStrategy, SetStrategy, _rows, register_strategy
 from .clustering import distinct_nearest, kmeans, kmeans_pp_seeding
-from .neighbours import PROB_FLOOR, kl_divergence, knn, signal_scores
+from .neighbours import PROB_FLOOR, kl_divergence, knn, neighbour_log_probs, signal_scores
 
 __all__ = [
     "RandomStrategy",
@@ -184,8 +184,7 @@ def cal_scores(
     _, idx = knn(query_emb, ref_emb, k, distance=distance, batch_size=batch_size, use_faiss=use_faiss)
     p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
     # The reference code's KLDivLoss(log q_candidate, p_neighbour) = KL(p_neighbour ‖ q_candidate).
-    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
-    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
+    lp_i, lp_j = neighbour_log_probs(query_log_probs, ref_log_probs, idx)
     return kl_divergence(ref_probs[idx], p_i, log_p=lp_j, log_q=lp_i).mean(1)
 
 

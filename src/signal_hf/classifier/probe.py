@@ -37,9 +37,7 @@ class ProbeClassifier(HeadOnEmbeddings):
         self.head: LogisticHead | None = None
 
     def fit(self, labeled: Dataset) -> "ProbeClassifier":
-        h, y = self.encoder.embed_dataset(labeled), torch.tensor(labeled["label"][:])
-        self.head = fit_head(self.config, self.task.num_labels, h, y)
-        self.encoder.save()
+        self.head = fit_head(self.config, self.task.num_labels, self._embed(labeled), torch.tensor(labeled["label"][:]))
         return self
 
     def _embed(self, dataset: Dataset) -> torch.Tensor:
