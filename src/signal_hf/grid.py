@@ -138,6 +138,7 @@ def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], history: list[dict
     keeps the earlier invocations' wall times under ``history`` (oldest first), so
     ``total_grid_wall_s`` is the whole cost of the grid, not only of its last invocation.
     """
+    from .environment import lock_digest
     from .results import software_versions, write_text_atomic
 
     out = Path(cfg.output.output_dir)
@@ -147,6 +148,7 @@ def _write_timing(cfg: ExperimentConfig, jobs: list[GridJob], history: list[dict
         "total_grid_wall_s": round(info.get("grid_wall_s", 0.0) + sum(h.get("grid_wall_s", 0.0) for h in history), 1),
         "history": history,
         "software": software_versions(),
+        "lock": lock_digest(),
         "jobs": [
             {"seed": j.seed, "command": " ".join(j.command()[1:]), "wall_s": round(j.wall_s, 1), "returncode": j.returncode, "log": str(j.log_path)}
             for j in jobs

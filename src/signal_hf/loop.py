@@ -37,6 +37,7 @@ from .classifier import Classifier, fit_classifier, order_for_eval
 from .config import ExperimentConfig, to_yaml
 from .data import TaskData, load_task, sample_pool
 from .encoder import SentenceEncoder, get_encoder
+from .environment import lock_digest
 from .errors import ConfigError
 from .results import ResultsLog, write_report
 from .store import RoundStore, make_store, revision_name
@@ -376,7 +377,8 @@ class Trial:
             "seed": self.seed, "round": round_idx, "labeled": len(labeled), "real_labeled": len(labeled) - n_syn,
             "synthetic_labeled": n_syn, "pool_size": self.R, "budget": self.budget,
             "step_percent": self.step_percent(round_idx),
-            "labeled_percent": 100.0 * len(labeled) / self.R, "accuracy": acc, "notes": list(self.task.notes), **extra,
+            "labeled_percent": 100.0 * len(labeled) / self.R, "accuracy": acc, "notes": list(self.task.notes),
+            "lock": lock_digest(), **extra,
         }
 
     def run(self) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -223,6 +224,26 @@ def software_versions() -> dict[str, str]:
     return out
 
 
+def environment_line(rows: list[dict]) -> str:
+    """Which ``requirements.lock`` the rows were made under (each row records its lock's digest) and
+    whether the environment writing the report still matches that lock."""
+    from .environment import lock_digest, lock_mismatches
+
+    made = Counter(r.get("lock") or "none" for r in rows)
+    if list(made) == ["none"]:
+        text = "Environment: the rows record no lock (made outside a locked checkout, or before locks were recorded)"
+    elif len(made) == 1:
+        text = f"Environment: every row made under requirements.lock {next(iter(made))}"
+    else:
+        text = "Environment: rows made under different locks: " + ", ".join(f"{k} ({n} rows)" for k, n in sorted(made.items()))
+    here = lock_digest()
+    if here is None:
+        return text + "; this report was written without a lock file."
+    drift = lock_mismatches()
+    state = "matches it" if not drift else f"differs from it in {len(drift)} packages ({'; '.join(drift[:3])})"
+    return text + f"; this report was written under lock {here}, and the installed environment {state}."
+
+
 def is_one_of(folder: str | os.PathLike, runs: Iterable[str | os.PathLike]) -> bool:
     """Whether ``folder`` is (after resolving links and relative parts) one of the run folders ``runs``."""
     return Path(folder).resolve() in {Path(r).resolve() for r in runs}
@@ -272,6 +293,7 @@ def write_report(
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"
+    text += environment_line(rows) + "\n"
     if keep_rows:
         write_text_atomic(out / RESULTS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     write_text_atomic(out / "summary.md", text)
