@@ -58,7 +58,7 @@ demo: install
 ANNOTATOR_MODEL := --classifier.model_name_or_path bundled:minilm
 
 annotator: install
-	$(BIN)/signal-hf train-annotator recipes/demo_signal.yaml --max-train-samples 4000 $(ANNOTATOR_MODEL)
+	$(BIN)/signal-hf train-annotator recipes/demo_signal.yaml $(ANNOTATOR_MODEL)
 
 demo-signal: install
 	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
@@ -86,7 +86,7 @@ protocol: install
 	$(BIN)/python -m benchmarks.classifier_protocol --out docs/results/classifier_protocol
 
 annotator-ag_news: install
-	$(BIN)/signal-hf train-annotator recipes/paper/cpu_ag_news_0.1_gen.yaml --max-train-samples 4000 $(ANNOTATOR_MODEL)
+	$(BIN)/signal-hf train-annotator recipes/paper/cpu_ag_news_0.1_gen.yaml $(ANNOTATOR_MODEL)
 
 # QNLI (fallback split): all 2,731 pool-source pairs, 2 epochs.
 annotator-qnli: install

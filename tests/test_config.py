@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from signal_hf.config import ExperimentConfig, config_from_dict, load_recipe, parse_overrides
 from signal_hf.errors import ConfigError
@@ -89,7 +90,7 @@ def test_overrides_dotted_flat_and_lists(tmp_path):
 
 
 def test_types_are_coerced_not_trusted():
-    cfg = config_from_dict({"classifier": {"learning_rate": 1, "num_train_epochs": "2"}, "loop": {"seeds": [0.0]}})
+    cfg = config_from_dict({"classifier": {"learning_rate": 1, "num_train_epochs": 2}, "loop": {"seeds": [0.0]}})
     assert cfg.classifier.learning_rate == 1.0 and isinstance(cfg.classifier.learning_rate, float)
     assert cfg.classifier.num_train_epochs == 2.0
     assert cfg.loop.seeds == [0]
@@ -97,6 +98,40 @@ def test_types_are_coerced_not_trusted():
         config_from_dict({"acquisition": {"k": 2.5}})
     with pytest.raises(ConfigError, match="true/false"):
         config_from_dict({"output": {"plot": "maybe"}})
+    # PyYAML reads `5e-5` (no dot) as text; that spelling of a number is the one text accepted.
+    assert config_from_dict(yaml.safe_load("classifier: {learning_rate: 5e-5}")).classifier.learning_rate == 5e-5
+
+
+@pytest.mark.parametrize(
+    "section, values, field",
+    [
+        ("classifier", {"max_steps": "3"}, "classifier.max_steps"),
+        ("classifier", {"num_train_epochs": "2"}, "classifier.num_train_epochs"),
+        ("acquisition", {"strategies": "random"}, "acquisition.strategies"),
+        ("loop", {"seeds": 3}, "loop.seeds"),
+    ],
+)
+def test_text_where_a_number_or_list_is_expected_is_refused(section, values, field):
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({section: values})
+    assert e.value.field == field
+
+
+def test_cli_overrides_are_parsed_as_yaml_and_listed(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {dataset: sst2}\n")
+    cfg = load_recipe(recipe, ["--loop.seeds", "3", "--acquisition.strategies=random,cal", "--classifier.max_steps=7"])
+    assert cfg.loop.seeds == [3] and cfg.acquisition.strategies == ["random", "cal"] and cfg.classifier.max_steps == 7
+    cfg = load_recipe(recipe, ["--acquisition.strategies", "entropy"])
+    assert cfg.acquisition.strategies == ["entropy"]
+
+
+def test_an_empty_recipe_is_refused(tmp_path):
+    recipe = tmp_path / "empty.yaml"
+    recipe.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="is empty") as e:
+        load_recipe(recipe)
+    assert e.value.field == "recipe"
 
 
 def test_missing_label_column_fails_before_any_model_loads(tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ import yaml
 from signal_hf.annotator import train_annotator
 from signal_hf.results import read_results
 
-pytestmark = [pytest.mark.distributed, pytest.mark.generator]
+# Two processes loading the generator: ~90 s on 2 cores, so in `make test-slow`.
+pytestmark = [pytest.mark.distributed, pytest.mark.generator, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -3,6 +3,8 @@ RL on the acquisition reward, with every round's adapter saved as a revision."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from signal_hf.annotator import train_annotator
@@ -37,6 +39,11 @@ def signal_run(tmp_path_factory):
     cfg = signal_cfg(base / "run", base / "annotator")
     path, acc = train_annotator(cfg, max_train_samples=64, epochs=1)
     assert 0.0 <= acc <= 1.0 and (path / "annotator.json").is_file()
+    info = json.loads((path / "annotator.json").read_text())
+    # The protocol's budget: 1 epoch of 64 rows at batch 32 is 2 steps, floored at min_steps (100),
+    # capped at the recipe's max_steps (3); evaluated on the whole test split, next to the paper's.
+    assert (info["steps"], info["train_rows"], info["test_rows"], info["paper_test_accuracy"]) == (3, 64, 32, 0.913)
+    assert info["test_accuracy"] == acc
     run_experiment(cfg, show_progress=False)
     return cfg, base / "run"
 

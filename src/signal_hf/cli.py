@@ -7,6 +7,7 @@ Errors a user can cause print as one ``error: field: problem (fix: ...)`` line a
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -18,8 +19,10 @@ from .errors import SignalHFError
 COMMANDS = ("run", "resume", "grid", "plot", "pull", "train-annotator", "config")
 
 USAGE = """signal-hf RECIPE.yaml [--section.key value ...]     run an experiment (same as `run`)
-signal-hf run RECIPE.yaml [overrides]                 run (resumes a matching run in output_dir)
+signal-hf run RECIPE.yaml [overrides] [--force]       run (resumes a matching run in output_dir; --force:
+                                                      the folder may hold files that are not a run)
 signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its last complete round
+signal-hf resume RUN_DIR --from-round N               ... or from round N (later rounds are set aside)
 signal-hf grid RECIPE [RECIPE ...] [--workers N]     run recipes' seeds side by side, merge each report
 signal-hf plot RUN_DIR [RUN_DIR ... --out DIR]        redraw (or merge) tables and learning curves
 signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
@@ -65,23 +68,62 @@ def _print_summary(exp) -> None:
         print(f"\nresults: {exp.output_dir / 'results.jsonl'}\nplot:    {exp.plot_path}")
 
 
+def _pop_flag(args: list[str], flag: str, takes_value: bool = False) -> tuple[list[str], str | bool | None]:
+    """``args`` without ``flag`` (``--flag`` / ``--flag V`` / ``--flag=V``) and its value."""
+    out, value, i = [], None, 0
+    while i < len(args):
+        a = args[i]
+        if a == flag and not takes_value:
+            value = True
+        elif a == flag:
+            if i + 1 >= len(args):
+                raise SignalHFError(f"{flag}: missing its value (fix: e.g. {flag} 3)")
+            value, i = args[i + 1], i + 1
+        elif takes_value and a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+        else:
+            out.append(a)
+        i += 1
+    return out, value
+
+
+def _finish(exp, cfg) -> int:
+    """Print the summary, then (last) any rounds a HubStore could not push; exit 3 for those unless
+    ``store.allow_pending``."""
+    if not exp.is_main:
+        return 0
+    _print_summary(exp)
+    if exp.pending_pushes:
+        shown = ", ".join(exp.pending_pushes[:3]) + (" …" if len(exp.pending_pushes) > 3 else "")
+        print(
+            f"warning: {len(exp.pending_pushes)} round(s) are not on the Hub yet ({shown}); they are kept in the local store "
+            f"and pushed by `signal-hf resume {exp.output_dir}`",
+            file=sys.stderr,
+        )
+        return 0 if cfg.store.allow_pending else 3
+    return 0
+
+
 def cmd_run(recipe: str, overrides: list[str]) -> int:
     from .config import load_recipe
     from .loop import run_experiment
 
+    overrides, force = _pop_flag(overrides, "--force")
     cfg = load_recipe(recipe, overrides)
     _setup_logging(cfg.output.log_level)
     set_num_threads()
-    exp = run_experiment(cfg)
-    if exp.is_main:
-        _print_summary(exp)
-    return 0
+    exp = run_experiment(cfg, force=bool(force))
+    return _finish(exp, cfg)
 
 
 def cmd_resume(target: str, overrides: list[str]) -> int:
     from .config import config_from_dict, load_recipe
     from .loop import run_experiment
 
+    overrides, force = _pop_flag(overrides, "--force")
+    overrides, from_round = _pop_flag(overrides, "--from-round", takes_value=True)
+    if from_round is not None and not str(from_round).isdigit():
+        raise SignalHFError(f"--from-round: expected a round number, got {from_round!r} (fix: e.g. --from-round 3)")
     path = Path(target)
     if path.is_dir():
         recipe = path / "recipe.yaml"
@@ -111,10 +153,8 @@ def cmd_resume(target: str, overrides: list[str]) -> int:
                 cfg = load_recipe(recipe, overrides)
     _setup_logging(cfg.output.log_level)
     set_num_threads()
-    exp = run_experiment(cfg)
-    if exp.is_main:
-        _print_summary(exp)
-    return 0
+    exp = run_experiment(cfg, force=bool(force), from_round=int(from_round) if from_round is not None else None)
+    return _finish(exp, cfg)
 
 
 def cmd_grid(argv: list[str]) -> int:
@@ -178,13 +218,19 @@ def cmd_train_annotator(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="signal-hf train-annotator", description="Fine-tune the model oracle on the train split and report its test accuracy.")
     p.add_argument("recipe")
     p.add_argument("--output", default=None, help="folder for the annotator (default: oracle.annotator_path)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (CPU budgets)")
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (default: the whole train split)")
+    p.add_argument("--epochs", type=float, default=1.0, help="epochs over the train rows, within [classifier.min_steps, --max-steps] steps")
+    p.add_argument("--max-steps", type=int, default=None, help="step ceiling (default: classifier.max_steps; -1: none)")
     a, rest = p.parse_known_args(argv)
     cfg = load_recipe(a.recipe, rest)
     _setup_logging(cfg.output.log_level)
-    out, acc = train_annotator(cfg, output=a.output, max_train_samples=a.max_train_samples, epochs=a.epochs)
-    print(f"annotator saved to {out}; test accuracy {acc:.4f}")
+    out, acc = train_annotator(cfg, output=a.output, max_train_samples=a.max_train_samples, epochs=a.epochs, max_steps=a.max_steps)
+    from .annotator import PAPER_ANNOTATOR_ACCURACY
+
+    paper = PAPER_ANNOTATOR_ACCURACY.get(cfg.data.dataset)
+    info = json.loads((out / "annotator.json").read_text())
+    versus = f" (the paper's annotator: {100 * paper:.2f} %)" if paper is not None else ""
+    print(f"annotator saved to {out}: trained on {info['train_rows']} rows for {info['steps']} steps; test accuracy {100 * acc:.2f} % on {info['test_rows']} rows{versus}")
     return 0
 
 

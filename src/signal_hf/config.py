@@ -14,6 +14,7 @@ sections.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class DataConfig:
             split's size (set it when the loaded split is a sample, e.g. AG News: 120000).
         max_test_samples: evaluate on a seeded subset of this many test rows (``None`` = all).
         verify_checksums: verify ``SHA256SUMS`` for the offline copies.
+        drop_invalid_rows: local/Hub datasets: drop rows with an empty, whitespace-only or missing
+            text or a missing label (their count is logged and noted in every report) instead of
+            refusing the dataset with their row numbers (the default).
         fallback_eval_fraction: for datasets without an offline train split (QNLI), the share of the
             available split held out (seeded, disjoint) as the evaluation set; the rest is the pool
             source. Reports say so.
@@ -88,6 +92,7 @@ class DataConfig:
     original_train_size: int | None = None
     max_test_samples: int | None = None
     verify_checksums: bool = True
+    drop_invalid_rows: bool = False
     fallback_eval_fraction: float = 0.5
 
 
@@ -281,6 +286,18 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_YAML_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _takes_list(section: str, name: str) -> bool:
+    """Whether the field ``section.name`` holds a list (``list[...]``, optionally ``| None``)."""
+    cls = SECTIONS.get(section)
+    tp = typing.get_type_hints(cls).get(name) if cls is not None else None
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next((a for a in typing.get_args(tp) if a is not type(None)), None)
+    return typing.get_origin(tp) in (list, tuple)
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against annotation ``tp``; convert the few lossless cases (int→float, str→number
     for CLI strings). Raises ConfigError naming ``where``."""
@@ -309,10 +326,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(where, f"{value!r} is not one of {list(allowed)}", f"use one of {list(allowed)}")
     if origin in (list, tuple):
         (item_tp, *_) = typing.get_args(tp) or (Any,)
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split() if v]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = [value]  # `--loop.seeds 3` means [3]
+        # Strict: a recipe writes lists as lists (CLI overrides are made lists in parse_overrides).
         if not isinstance(value, (list, tuple)):
             raise ConfigError(where, f"expected a list, got {value!r}", "give a YAML list, e.g. [a, b]")
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -333,23 +347,17 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(where, f"expected an integer, got {value!r}", "give a whole number")
+        # Strict: a quoted "3" in a recipe is text, not a number (CLI overrides are YAML-parsed first).
+        raise ConfigError(where, f"expected an integer, got {value!r}", "give a whole number, unquoted")
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(where, f"expected a number, got {value!r}", "give a number")
         if isinstance(value, (int, float)):
             return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(where, f"expected a number, got {value!r}", "give a number")
+        # PyYAML reads 5e-5 (no dot) as text: that one spelling of a number is accepted, no other text.
+        if isinstance(value, str) and _YAML_EXPONENT.match(value.strip()):
+            return float(value)
+        raise ConfigError(where, f"expected a number, got {value!r}", "give a number, unquoted")
     if tp is str:
         if isinstance(value, str):
             return value
@@ -532,6 +540,9 @@ def parse_overrides(args: list[str]) -> dict[str, dict[str, Any]]:
             value = yaml.safe_load(values[0]) if values[0] else ""
         else:
             value = [yaml.safe_load(v) for v in values]
+        if sec and _takes_list(sec, fname) and not isinstance(value, list):
+            # `--loop.seeds 3` means [3]; `--acquisition.strategies=random,cal` means [random, cal].
+            value = [yaml.safe_load(v) for v in value.replace(",", " ").split()] if isinstance(value, str) else [value]
         out.setdefault(sec, {})[fname] = value
     return out
 
@@ -559,11 +570,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not path.is_file():
         raise ConfigError("recipe", f"file {str(path)!r} not found", "pass the path of a YAML recipe, e.g. recipes/demo.yaml")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError("recipe", f"{path} is not UTF-8 text (byte {e.start})", "save the recipe as UTF-8") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError("recipe", f"{path} is not valid YAML{where}: {getattr(e, 'problem', e)}", "fix the YAML syntax") from None
+    if raw is None or raw == {}:
+        # An empty file would otherwise start the full default experiment.
+        raise ConfigError("recipe", f"{path} is empty", "write at least data and output sections, see recipes/demo.yaml")
     if not isinstance(raw, dict):
         raise ConfigError("recipe", f"{path} is not a mapping of sections", "see recipes/demo.yaml for the layout")
     for sec, values in parse_overrides(list(overrides or [])).items():

@@ -233,6 +233,46 @@ def _normalise(ds: Dataset, text_col: str, pair_col: str | None, label_col: str,
     return ds.cast(features)
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
+
+
+def check_rows(ds: Dataset, columns: dict[str, str], split: str, *, drop: bool) -> tuple[Dataset, str | None]:
+    """Rows of ``ds`` with an empty/whitespace/missing value in any of ``columns`` ({field: column}):
+    a :class:`DataError` naming the field and the first row numbers (1-based data rows), or, with
+    ``drop``, the dataset without them and a note saying how many were dropped."""
+    bad: dict[int, str] = {}
+    for fname, col in columns.items():
+        for i, v in enumerate(ds[col][:]):
+            if _missing(v) and i not in bad:
+                bad[i] = fname
+    if not bad:
+        return ds, None
+    rows = sorted(bad)
+    if not drop:
+        shown = ", ".join(f"{i + 1} ({bad[i]})" for i in rows[:5]) + (" …" if len(rows) > 5 else "")
+        raise DataError(
+            f"data: the {split} split has {len(rows)} row(s) with an empty or missing text or label, e.g. data row {shown} "
+            "(fix: fill or delete those rows, or set data.drop_invalid_rows: true to drop them)"
+        )
+    keep = sorted(set(range(len(ds))) - set(rows))
+    note = f"{split} split: {len(rows)} row(s) with an empty or missing text or label dropped (data.drop_invalid_rows)"
+    logger.warning(note)
+    return ds.select(keep), note
+
+
+def _check_utf8(path: Path) -> None:
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"data.dataset: {path} is not UTF-8 text: invalid byte 0x{e.object[e.start]:02x} at byte offset {e.start} (fix: re-save the file as UTF-8)") from None
+
+
+def _looks_local(name: str) -> bool:
+    """A dataset name that can only mean a local path (a Hub id is ``owner/name`` without a file suffix)."""
+    return name.startswith(("/", "./", "../", "~")) or Path(name).suffix.lower() in _SUFFIX_BUILDER
+
+
 def _local_files(path: Path, split: str, field: str) -> Path:
     if path.is_file():
         return path
@@ -257,11 +297,19 @@ def _load_local_or_hub(cfg: DataConfig) -> TaskData:
             builder = _SUFFIX_BUILDER.get(f.suffix.lower())
             if builder is None:
                 raise ConfigError("data.dataset", f"unsupported file type {f.suffix!r}", "use csv, tsv, jsonl or parquet")
+            if builder != "parquet":
+                _check_utf8(f)
             if f.suffix.lower() == ".tsv":
                 raw[split] = _read_tsv(f, None, True)
             else:
-                raw[split] = datasets.load_dataset(builder, data_files=str(f), split="train")
+                try:
+                    raw[split] = datasets.load_dataset(builder, data_files=str(f), split="train")
+                except Exception as e:  # a malformed file: one line, not the builder's traceback
+                    cause = e.__cause__ or e
+                    raise DataError(f"data.dataset: cannot read {f} as {builder} ({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}) (fix: check the file's format)") from None
         source = path.name
+    elif _looks_local(cfg.dataset):
+        raise DataError(f"data.dataset: local file or folder {cfg.dataset!r} not found (fix: check the path; it is read relative to {Path.cwd()})")
     else:
         try:
             loaded = datasets.load_dataset(cfg.dataset, cfg.dataset_config)
@@ -275,6 +323,18 @@ def _load_local_or_hub(cfg: DataConfig) -> TaskData:
                 raise ConfigError(fname, f"split {split!r} not in {list(loaded)}", f"use one of {list(loaded)}")
         raw = {"train": loaded[cfg.train_split], "test": loaded[cfg.test_split]}
         source = cfg.dataset.replace("/", "_")
+    notes = []
+    for split in ("train", "test"):
+        columns = {"data.text_column": cfg.text_column, "data.label_column": cfg.label_column}
+        if cfg.text_pair_column:
+            columns["data.text_pair_column"] = cfg.text_pair_column
+        missing = [f"{f}={c!r}" for f, c in columns.items() if c not in raw[split].column_names]
+        if missing:
+            fname, col = missing[0].split("=", 1)
+            raise ConfigError(fname, f"column {col} not in the {split} split (columns: {raw[split].column_names})", f"set {fname} to one of {raw[split].column_names}")
+        raw[split], note = check_rows(raw[split], columns, split, drop=cfg.drop_invalid_rows)
+        if note:
+            notes.append(note)
     label_names = list(cfg.label_names) if cfg.label_names else None
     if label_names is None:
         feat = raw["train"].features.get(cfg.label_column)
@@ -287,6 +347,10 @@ def _load_local_or_hub(cfg: DataConfig) -> TaskData:
     if label_names is None:
         feat = raw["train"].features[cfg.label_column]
         label_names = list(feat.names) if isinstance(feat, datasets.ClassLabel) else [str(i) for i in range(max(train["label"][:]) + 1)]
+    classes = sorted(set(train["label"][:]))
+    if len(classes) < 2:
+        only = label_names[classes[0]] if classes else "none"
+        raise DataError(f"data.label_column: the train split has {len(classes)} class ({only!r}); a classifier needs at least two (fix: check data.label_column and the file)")
     test = _normalise(raw["test"], cfg.text_column, cfg.text_pair_column, cfg.label_column, label_names, f"{source}-test")
     is_pair = cfg.text_pair_column is not None
     task_type = cfg.task_type or ("pair" if is_pair else "sentiment")
@@ -297,7 +361,7 @@ def _load_local_or_hub(cfg: DataConfig) -> TaskData:
         is_pair=is_pair,
         text_field_names=(cfg.text_column, cfg.text_pair_column) if is_pair else (cfg.text_column,),
     )
-    return TaskData(spec, train, test, cfg.original_train_size or len(train), [])
+    return TaskData(spec, train, test, cfg.original_train_size or len(train), notes)
 
 
 def load_task(cfg: DataConfig) -> TaskData:

@@ -46,3 +46,7 @@ class GenerationError(SignalHFError):
 
 class OracleError(SignalHFError):
     """An oracle cannot label the given items."""
+
+
+class RunLockedError(SignalHFError):
+    """Another run holds the output folder's lock (``<output_dir>/.signal_hf.lock``)."""

@@ -19,21 +19,57 @@ KEY = ("method", "seed", "round")
 
 
 class ResultsLog:
-    """Append-only JSONL log of round results (each line flushed and fsynced before returning)."""
+    """JSONL log of round results, one row per (method, seed, round) key; each write is fsynced.
+
+    A row whose key is already in the file replaces it (the file is rewritten atomically), so a
+    resumed round never leaves a duplicate; a torn last line of a killed write is dropped first."""
 
     def __init__(self, output_dir: str | os.PathLike):
         self.path = Path(output_dir) / RESULTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def _lines(self) -> list[str]:
+        return self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
+
+    def _rewrite(self, lines: list[str]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
     def append(self, row: dict[str, Any]) -> None:
-        line = json.dumps(row, sort_keys=True, default=float)
+        line = json.dumps(row, sort_keys=True, default=float) + "\n"
+        lines = self._lines()
+        whole = [x for x in lines if x.endswith("\n")]
+        kept = [x for x in whole if _key_of(x) != tuple(row.get(k) for k in KEY)]
+        if len(kept) != len(lines):  # a duplicate key or a torn last line
+            self._rewrite(kept + [line])
+            return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
+    def discard_after(self, round_idx: int) -> int:
+        """Drop the rows of rounds after ``round_idx`` (``resume --from-round``); returns how many."""
+        lines = [x for x in self._lines() if x.endswith("\n")]
+        kept = [x for x in lines if not isinstance((_key_of(x) or KEY)[2], int) or _key_of(x)[2] <= round_idx]
+        if len(kept) != len(lines):
+            self._rewrite(kept)
+        return len(lines) - len(kept)
+
     def rows(self) -> list[dict[str, Any]]:
         return read_results(self.path.parent)
+
+
+def _key_of(line: str) -> tuple | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return tuple(row.get(k) for k in KEY) if isinstance(row, dict) else None
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -102,6 +102,7 @@ def test_rounds_are_branches_with_descriptive_commits(pushed, api):
         ".gitattributes",
         "data/labeled-00000-of-00001.parquet",
         "data/real_pool-00000-of-00001.parquet",
+        "signal_manifest.json",  # the round is verifiable from its Hub copy too
         "signal_round.json",
         "signal_state.json",
     ]

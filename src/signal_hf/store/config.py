@@ -23,6 +23,9 @@ class StoreConfig:
         max_retries: how often a transient Hub error (connection error, 408/429/5xx) is retried
             before the push is left pending for the next save.
         retry_backoff_s: delay before the first retry, in seconds; doubled after each retry.
+        allow_pending: ``hub`` backend: a run that ends with rounds still not pushed (they are
+            kept locally and pushed by ``signal-hf resume``) exits 0 instead of 3. Either way the
+            pending rounds are the last thing it prints.
     """
 
     backend: str = "local"
@@ -33,3 +36,4 @@ class StoreConfig:
     endpoint: str | None = None
     max_retries: int = 4
     retry_backoff_s: float = 1.0
+    allow_pending: bool = False

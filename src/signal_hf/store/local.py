@@ -7,6 +7,12 @@ Layout under ``root`` (one folder per run; the default run ``""`` uses ``_defaul
         signal_state.json                      # the round's state dict
         signal_round.json                      # round metadata: run, round, revision, split schemas, row counts
         adapter/                               # copy of the peft adapter folder, if one was saved
+        signal_manifest.json                   # SHA-256 of every file above, written last
+
+Integrity: every load checks each file against the manifest and names the first one that is
+missing or changed (a flipped byte, a truncated parquet, a deleted state file) in a one-line
+:class:`StoreError`; ``signal-hf resume --from-round N`` then continues from an intact earlier round.
+Rounds of format 1 (before manifests) load without the check.
 
 Empty splits get no parquet file (``datasets`` refuses to build an empty split) but keep their
 schema in ``signal_round.json``, so they load back as empty Datasets with the same features.
@@ -23,6 +29,7 @@ deleted by the next writer. Writers of the same run serialise on ``<run>/.lock``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -55,9 +62,11 @@ except ImportError:  # pragma: no cover - not on Linux/macOS
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: no manifest
 STATE_FILE = "signal_state.json"
 META_FILE = "signal_round.json"
+MANIFEST_FILE = "signal_manifest.json"
 ADAPTER_DIR = "adapter"
 DATA_DIR = "data"
 DEFAULT_RUN_DIR = "_default"
@@ -113,6 +122,59 @@ def read_dataset_parquet(path: Path, features: Features | None = None) -> Datase
     if features is not None and ds.features != features:
         ds = ds.cast(features)
     return ds
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """``{relative posix path: sha256}`` of every file under ``folder`` but the manifest itself."""
+    return {
+        p.relative_to(folder).as_posix(): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+
+
+def verify_round_folder(folder: Path, *, adapter_expected: bool) -> None:
+    """Check every file of a format-2 round against its manifest; StoreError naming the first bad one.
+
+    ``adapter_expected`` False skips the adapter's files when the folder has none (a Hub snapshot
+    of the dataset repo: the adapter lives in the model repo)."""
+    manifest_path = folder / MANIFEST_FILE
+    fix = f"continue from an intact earlier round: signal-hf resume <output_dir> --from-round {_round_of(folder) - 1}" if _round_of(folder) > 0 else "start the run again in a new output_dir"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))["sha256"]
+    except FileNotFoundError:
+        raise StoreError(f"round folder {folder} is damaged: {MANIFEST_FILE} is missing (fix: {fix})") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise StoreError(f"round folder {folder} is damaged: {MANIFEST_FILE} is not a valid manifest (fix: {fix})") from None
+    skip_adapter = not adapter_expected and not (folder / ADAPTER_DIR).is_dir()
+    for rel, digest in manifest.items():
+        if skip_adapter and rel.split("/", 1)[0] == ADAPTER_DIR:
+            continue
+        path = folder / rel
+        if not path.is_file():
+            raise StoreError(f"round folder {folder} is damaged: {rel} is missing (fix: {fix})")
+        if _sha256(path) != digest:
+            raise StoreError(f"round folder {folder} is damaged: {rel} does not match its SHA-256 in {MANIFEST_FILE} (changed or truncated) (fix: {fix})")
+
+
+def _format_of(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("format_version", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return FORMAT_VERSION  # unreadable metadata: verify, so the damage is named
+
+
+def _round_of(folder: Path) -> int:
+    match = _ROUND_DIR_RE.match(folder.name)
+    return int(match.group(1)) if match else 0
 
 
 def copy_adapter(src: Path, dest: Path) -> None:
@@ -262,6 +324,7 @@ class LocalStore(RoundStore):
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
+        _write_json(tmp / MANIFEST_FILE, {"sha256": file_hashes(tmp)})
         _fsync_dir(tmp)
 
     def _publish(self, tmp: Path, run_dir: Path, round_idx: int) -> None:
@@ -279,6 +342,26 @@ class LocalStore(RoundStore):
             os.replace(tmp, final)
             _fsync_dir(run_dir)
 
+    def discard_after(self, run_id: str, round_idx: int) -> list[int]:
+        """Move the rounds after ``round_idx`` aside (``<run>/.discarded-round-K-<id>``, never read
+        again, kept for inspection) so the run continues from ``round_idx``; returns their indices."""
+        run_dir = self.run_dir(run_id)
+        moved = []
+        with self._run_lock(run_dir):
+            for idx in self.rounds(run_id):
+                if idx > round_idx:
+                    os.replace(run_dir / f"round-{idx}", run_dir / f".discarded-round-{idx}-{uuid.uuid4().hex[:8]}")
+                    moved.append(idx)
+            _fsync_dir(run_dir)
+        return moved
+
+    def verify_run(self, run_id: str) -> None:
+        """Check every round of ``run_id`` against its manifest (StoreError naming the first bad file)."""
+        for idx in self.rounds(run_id):
+            folder = self.round_dir(run_id, idx)
+            if (folder / MANIFEST_FILE).is_file() or _format_of(folder) >= 2:
+                verify_round_folder(folder, adapter_expected=True)
+
     # ------------------------------------------------------------------ reading
     def rounds(self, run_id: str) -> list[int]:
         """Indices of the complete rounds of ``run_id``, ascending."""
@@ -289,7 +372,9 @@ class LocalStore(RoundStore):
         rounds = []
         for entry in run_dir.iterdir():
             match = _ROUND_DIR_RE.match(entry.name)
-            if match and (entry / META_FILE).is_file() and (entry / STATE_FILE).is_file():
+            # A round folder appears only by an atomic rename of a complete write: one that lacks
+            # files is damaged (load_round names the file), not unfinished, and is never redone.
+            if match and entry.is_dir():
                 rounds.append(int(match.group(1)))
         return sorted(rounds)
 
@@ -327,12 +412,15 @@ class LocalStore(RoundStore):
 
     def load_round(self, run_id: str, revision: str | int | None = None) -> RoundRecord:
         idx = self.resolve(run_id, revision)
-        return read_round_folder(self.round_dir(run_id, idx), expect=(run_id, idx))
+        return read_round_folder(self.round_dir(run_id, idx), expect=(run_id, idx), adapter_expected=True)
 
 
-def read_round_folder(folder: Path, expect: tuple[str, int] | None = None) -> RoundRecord:
-    """Read a round folder in the LocalStore layout (also what a Hub snapshot of a round holds)."""
+def read_round_folder(folder: Path, expect: tuple[str, int] | None = None, *, adapter_expected: bool = False) -> RoundRecord:
+    """Read (and verify, see :func:`verify_round_folder`) a round folder in the LocalStore layout
+    (also what a Hub snapshot of a round holds)."""
     folder = Path(folder)
+    if (folder / MANIFEST_FILE).is_file() or not (folder / META_FILE).is_file() or _format_of(folder) >= 2:
+        verify_round_folder(folder, adapter_expected=adapter_expected)
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
@@ -340,8 +428,8 @@ def read_round_folder(folder: Path, expect: tuple[str, int] | None = None) -> Ro
         raise StoreError(f"round folder {folder} is incomplete: {Path(exc.filename).name} is missing") from exc
     except json.JSONDecodeError as exc:
         raise StoreError(f"round folder {folder} is corrupt: {exc}") from exc
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise StoreError(f"round folder {folder} has format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if meta.get("format_version") not in READABLE_FORMATS:
+        raise StoreError(f"round folder {folder} has format_version {meta.get('format_version')!r}, expected one of {list(READABLE_FORMATS)}")
     if expect is not None and (meta.get("run_id"), meta.get("round")) != expect:
         raise StoreError(f"round folder {folder} holds run {meta.get('run_id')!r} round {meta.get('round')}, expected {expect}")
     datasets: dict[str, Dataset] = {}
