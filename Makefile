@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu clean
 
 install: $(STAMP)
 
@@ -128,6 +128,16 @@ paper-gen: install
 	  $(BIN)/signal-hf plot $$pool $$gen --out docs/results/$$n --title "$$n: pool-based methods and SIGnAL with the generator"; \
 	  cp $$gen/grid.json docs/results/$$n/grid_gen.json; \
 	done
+
+# The GPU smoke check (scripts/gpu_smoke.sh): build its carry folder here (wheels the GPU machine lacks +
+# tiny Qwen2/BERT models, under 64 MiB), then run the script there with build/gpu_smoke carried.
+# gpu-smoke-cpu: the same script's CPU half (no 4-bit), as CI runs it in tests/test_gpu_smoke.py.
+gpu-smoke-prepare: install
+	$(BIN)/python scripts/gpu_smoke_prepare.py
+
+gpu-smoke-cpu: install
+	test -f build/gpu_smoke/manifest.json || $(BIN)/python scripts/gpu_smoke_prepare.py --skip-wheels
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/gpu_smoke.sh --cpu
 
 clean:
 	rm -rf runs/ .pytest_cache build *.egg-info

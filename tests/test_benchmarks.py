@@ -250,6 +250,7 @@ def test_instrument_times_generation_and_dedup_of_a_real_generator():
 # ---------------------------------------------------------------- retraining check
 
 
+@pytest.mark.slow  # ~40 s of fine-tuning (make test-slow)
 def test_retrain_reads_stored_rounds_and_filters_sources(tmp_path, capsys):
     # That it reproduces the loop's own training and evaluation is checked against a real run in
     # tests/test_loop.py::test_retrain_check_reproduces_a_rounds_recorded_accuracy.

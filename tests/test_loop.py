@@ -107,6 +107,7 @@ def test_rerunning_a_finished_run_trains_nothing(run, tmp_path, monkeypatch):
     assert read_results(copy) == before
 
 
+@pytest.mark.slow  # ~65 s: a fine-tuning run then its retraining (make test-slow)
 def test_retrain_check_reproduces_a_rounds_recorded_accuracy(tmp_path, capsys):
     """benchmarks/retrain.py trains and evaluates as the loop does: on a stored round, with the run's
     recipe, budget and seed, it prints the accuracy the run recorded for that round."""
