@@ -21,7 +21,6 @@ import os
 import sys
 import time
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,13 +38,9 @@ ROW_FIELDS = ("round", "labeled", "accuracy", "generated", "kept", "acquired_syn
 
 
 def versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "missing"
-    return out
+    from signal_hf.results import software_versions
+
+    return software_versions(PACKAGES, missing="missing")
 
 
 def skew() -> list[str]:

@@ -16,7 +16,6 @@ Sources:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import datasets
 from datasets import Dataset
 
 from .config import DataConfig
+from .checksums import sha256_file
 from .errors import ConfigError, DataError
 from .types import TaskSpec
 
@@ -93,13 +93,6 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def verify_checksums(data_dir: Path, rel_paths: list[str]) -> None:
     """Check ``rel_paths`` against ``data_dir/SHA256SUMS``; raise DataError naming the file and the fix."""
@@ -117,7 +110,7 @@ def verify_checksums(data_dir: Path, rel_paths: list[str]) -> None:
             raise DataError(f"data file {path} is missing (fix: restore it, or point data.data_dir / SIGNAL_HF_DATA_DIR at the shared data folder)")
         if rel not in expected:
             raise DataError(f"{rel} is not listed in {sums_file} (fix: restore SHA256SUMS)")
-        if _sha256(path) != expected[rel]:
+        if sha256_file(path) != expected[rel]:
             raise DataError(f"{path} does not match its SHA256SUMS entry: the file was altered or truncated (fix: restore the original file)")
 
 

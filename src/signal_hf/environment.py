@@ -9,11 +9,12 @@ traced to the exact environment that produced it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from .checksums import sha256_file
 
 __all__ = ["LOCK_FILE", "find_lock", "lock_digest", "lock_mismatches", "locked_versions"]
 
@@ -40,7 +41,7 @@ def lock_digest() -> str | None:
     path = find_lock()
     if path is None or not path.is_file():
         return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return sha256_file(path)[:12]
 
 
 def locked_versions(path: str | os.PathLike) -> dict[str, str]:

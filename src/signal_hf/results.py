@@ -247,16 +247,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 REPORTED_PACKAGES = ("signal-hf", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "evaluate")
 
 
-def software_versions() -> dict[str, str]:
-    """Installed versions of the packages a result depends on (``not installed`` when absent)."""
+def software_versions(packages: Iterable[str] = REPORTED_PACKAGES, missing: str = "not installed") -> dict[str, str]:
+    """Installed versions of ``packages`` (by default those a result depends on); ``missing`` when absent."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in REPORTED_PACKAGES:
+    for name in packages:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
-            out[name] = "not installed"
+            out[name] = missing
     return out
 
 

@@ -29,7 +29,6 @@ deleted by the next writer. Writers of the same run serialise on ``<run>/.lock``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ import pyarrow.parquet as pq
 from datasets import Dataset, Features
 from datasets.table import InMemoryTable
 
+from signal_hf.checksums import sha256_file
 from signal_hf.errors import StoreError
 from signal_hf.store.base import (
     RoundRecord,
@@ -124,18 +124,11 @@ def read_dataset_parquet(path: Path, features: Features | None = None) -> Datase
     return ds
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def file_hashes(folder: Path) -> dict[str, str]:
     """``{relative posix path: sha256}`` of every file under ``folder`` but the manifest itself."""
     return {
-        p.relative_to(folder).as_posix(): _sha256(p)
+        p.relative_to(folder).as_posix(): sha256_file(p)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST_FILE
     }
@@ -161,7 +154,7 @@ def verify_round_folder(folder: Path, *, adapter_expected: bool) -> None:
         path = folder / rel
         if not path.is_file():
             raise StoreError(f"round folder {folder} is damaged: {rel} is missing (fix: {fix})")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise StoreError(f"round folder {folder} is damaged: {rel} does not match its SHA-256 in {MANIFEST_FILE} (changed or truncated) (fix: {fix})")
 
 
