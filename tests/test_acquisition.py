@@ -12,6 +12,7 @@ import math
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -564,3 +565,36 @@ def test_cal_and_signal_use_log_softmax_not_clamped_probabilities():
     # The clamped path (probabilities only) is measurably different here: the test can fail.
     clamped = get_strategy("cal", cfg).scores(state(PoolOutputs(u.probs, u.embeddings), PoolOutputs(lab.probs, lab.embeddings)))
     assert not torch.allclose(clamped.double(), exact_cal, rtol=1e-2)
+
+
+# ------------------------------------------------------------------ core-set (greedy k-center)
+
+
+def test_coreset_matches_small_texts_greedy_coreset():
+    """Same picks, in the same order, as small-text's reference ``greedy_coreset`` (Euclidean)."""
+    coresets = pytest.importorskip("small_text.query_strategies.coresets")
+    g = torch.Generator().manual_seed(3)
+    unl = torch.nn.functional.normalize(torch.randn(200, 16, generator=g), dim=1)
+    lab = torch.nn.functional.normalize(torch.randn(12, 16, generator=g), dim=1)
+    picks = get_strategy("coreset").query(state(outputs(torch.full((200, 2), 0.5), unl), outputs(torch.full((12, 2), 0.5), lab)), 25)
+    # small-text mixes positions in x[indices_unlabeled] with positions in x, so the unlabeled rows
+    # must come first in x for its returned indices to mean candidate rows.
+    x = torch.cat([unl, lab]).double().numpy()
+    ref = coresets.greedy_coreset(x, np.arange(200), np.arange(200, 212), 25, distance_metric="euclidean", normalized=True)
+    assert picks.tolist() == ref.tolist()
+    assert len(set(picks.tolist())) == 25
+
+
+def test_coreset_covers_far_clusters_first_and_handles_an_empty_labeled_set():
+    # Labeled points sit in cluster A; candidates are in A (many) and in two far clusters B and C.
+    a = torch.zeros(20, 2) + torch.linspace(0, 0.1, 20).unsqueeze(1)
+    b, c = torch.tensor([[10.0, 0.0], [10.1, 0.0]]), torch.tensor([[0.0, 10.0], [0.0, 10.2]])
+    unl = torch.cat([a, b, c])
+    picks = get_strategy("coreset").query(state(outputs(torch.full((24, 2), 0.5), unl), outputs(torch.full((1, 2), 0.5), torch.zeros(1, 2))), 2)
+    # One pick from B (rows 20-21) and one from C (22-23), none from the labeled cluster A.
+    assert sorted(int(p) // 2 for p in picks) == [10, 11]
+    first = get_strategy("coreset").query(state(outputs(torch.full((24, 2), 0.5), unl), seed=5), 3)
+    again = get_strategy("coreset").query(state(outputs(torch.full((24, 2), 0.5), unl), seed=5), 3)
+    assert first.tolist() == again.tolist() and len(set(first.tolist())) == 3
+    with pytest.raises(StrategyError):
+        get_strategy("coreset").scores(state(outputs(torch.full((24, 2), 0.5), unl)))

@@ -178,7 +178,7 @@ class AcquisitionConfig:
 
     Attributes:
         strategies: strategy names run side by side (see ``signal_hf.acquisition.available_strategies()``):
-            ``random``, ``entropy``, ``margin``, ``least_confidence``, ``bert_km``, ``badge``, ``cal``,
+            ``random``, ``entropy``, ``margin``, ``least_confidence``, ``bert_km``, ``badge``, ``coreset``, ``cal``,
             ``signal``.
         k: neighbours of CAL and SIGnAL.
         neighbours: SIGnAL's neighbour set: ``labeled`` (the labeled set L, default) or ``all``

@@ -5,7 +5,7 @@
 >>> picked = strategy.query(state, n=32)                            # doctest: +SKIP
 
 Registered strategies (:func:`available_strategies`): ``random``, ``entropy``, ``margin``,
-``least_confidence``, ``bert_km``, ``badge``, ``cal``, ``signal``. Score-based ones
+``least_confidence``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``. Score-based ones
 (``has_scores``) also give per-candidate ``scores(state)``; ``bert_km`` and ``badge`` select a set
 jointly and raise :class:`~signal_hf.errors.StrategyError` from ``scores``.
 
@@ -24,12 +24,13 @@ from .base import (
     register_strategy,
     top_n,
 )
-from .clustering import distinct_nearest, kmeans, kmeans_pp_seeding
+from .clustering import distinct_nearest, k_center_greedy, kmeans, kmeans_pp_seeding
 from .neighbours import kl_divergence, knn, signal_scores
 from .strategies import (
     BadgeStrategy,
     BertKMStrategy,
     CALStrategy,
+    CoreSetStrategy,
     EntropyStrategy,
     LeastConfidenceStrategy,
     MarginStrategy,
@@ -57,6 +58,7 @@ __all__ = [
     "kmeans",
     "kmeans_pp_seeding",
     "distinct_nearest",
+    "k_center_greedy",
     "RandomStrategy",
     "EntropyStrategy",
     "MarginStrategy",
@@ -64,5 +66,6 @@ __all__ = [
     "BertKMStrategy",
     "BadgeStrategy",
     "CALStrategy",
+    "CoreSetStrategy",
     "SignalStrategy",
 ]

@@ -1,7 +1,8 @@
-"""k-means++ seeding, Lloyd's k-means and distinct nearest-point selection, in torch.
+"""k-means++ seeding, Lloyd's k-means, distinct nearest-point selection and greedy k-center, in torch.
 
-Used by BADGE (the reference implementation's k-means++ seeding on gradient embeddings) and BERT-KM
-(k-means on pretrained embeddings, then the point nearest each centroid). The loops here run over
+Used by BADGE (the reference implementation's k-means++ seeding on gradient embeddings), BERT-KM
+(k-means on pretrained embeddings, then the point nearest each centroid) and core-set (greedy
+k-center over the classifier's embeddings). The loops here run over
 *selected centers* or *iterations*, never over candidates; each step is one vectorised pass.
 """
 
@@ -14,7 +15,7 @@ import torch
 from ..errors import StrategyError
 from .neighbours import knn
 
-__all__ = ["kmeans_pp_seeding", "kmeans", "distinct_nearest"]
+__all__ = ["kmeans_pp_seeding", "kmeans", "distinct_nearest", "k_center_greedy"]
 
 
 @torch.no_grad()
@@ -160,3 +161,36 @@ def distinct_nearest(centers: torch.Tensor, x: torch.Tensor, *, batch_size: int 
         keep[winners] = False
         pending = pending[keep]
     return chosen
+
+
+@torch.no_grad()
+def k_center_greedy(
+    x: torch.Tensor, centers: torch.Tensor, n: int, *, generator: torch.Generator, batch_size: int = 4096
+) -> torch.Tensor:
+    """Greedy k-center (Sener & Savarese 2018): ``min(n, len(x))`` distinct rows of ``x``, each the one
+    farthest (Euclidean) from its nearest point among ``centers`` and the rows already picked.
+
+    Vectorised: the distance of every row to its nearest center is kept and lowered by one pass per
+    pick. Ties go to the lower row index. Without ``centers`` (an empty labeled set) the first pick is
+    a seeded random row.
+    """
+    if x.dim() != 2 or (centers.numel() and (centers.dim() != 2 or centers.shape[1] != x.shape[1])):
+        raise StrategyError(f"k_center_greedy: expected x (N, d) and centers (M, d), got {tuple(x.shape)} and {tuple(centers.shape)}")
+    N = x.shape[0]
+    n = min(int(n), N)
+    xf = x.double()  # float64: a pick is an argmax over distances; keep rounding out of it
+    if centers.numel():
+        cf = centers.double()
+        nearest = torch.cat([torch.cdist(xf[lo : lo + batch_size], cf).min(dim=1).values for lo in range(0, N, batch_size)])
+        picks: list[int] = []
+    else:
+        first = int(torch.randint(N, (1,), generator=generator))
+        nearest = torch.cdist(xf, xf[first : first + 1]).squeeze(1)
+        picks = [first]
+    while len(picks) < n:
+        if picks:
+            nearest[torch.tensor(picks)] = -1.0  # never picked twice
+        i = int(torch.argmax(nearest))  # the first maximum: ties -> lower index
+        picks.append(i)
+        nearest = torch.minimum(nearest, torch.cdist(xf, xf[i : i + 1]).squeeze(1))
+    return torch.tensor(picks[:n], dtype=torch.long)

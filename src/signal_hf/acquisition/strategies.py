@@ -11,7 +11,7 @@ import torch
 from ..errors import StrategyError
 from ..types import AcquisitionState, PoolOutputs
 from .base import ScoreStrategy, SetStrategy, _rows, register_strategy
-from .clustering import distinct_nearest, kmeans, kmeans_pp_seeding
+from .clustering import distinct_nearest, k_center_greedy, kmeans, kmeans_pp_seeding
 from .neighbours import PROB_FLOOR, kl_divergence, knn, neighbour_log_probs, signal_scores
 
 __all__ = [
@@ -152,6 +152,19 @@ class BadgeStrategy(SetStrategy):
     def select(self, state: AcquisitionState, n: int) -> torch.LongTensor:
         g = state.unlabeled.grad_embeddings
         return kmeans_pp_seeding(g, n, generator=_generator(state.seed), first="max_norm")
+
+
+@register_strategy("coreset")
+class CoreSetStrategy(SetStrategy):
+    """Core-set (Sener & Savarese 2018), greedy k-center: each pick is the candidate farthest from its
+    nearest labeled or already-picked point in the classifier's embedding space Φ (the L2-normalised
+    representation the head reads, so Euclidean here orders as cosine). Selection order: pick order."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def select(self, state: AcquisitionState, n: int) -> torch.LongTensor:
+        labeled = state.labeled.embeddings if state.labeled.embeddings is not None else torch.zeros(0)
+        return k_center_greedy(state.unlabeled.embeddings.float(), labeled.float(), n, generator=_generator(state.seed), batch_size=self.config.knn_batch_size)
 
 
 # ---------------------------------------------------------------- neighbourhood: CAL, SIGnAL
