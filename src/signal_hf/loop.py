@@ -647,7 +647,7 @@ class Experiment:
         if "pretrained_embeddings" in shared.need:
             # BERT-KM clusters the *pretrained* encoder's mean-pooled embeddings (its reference does).
             c = cfg.classifier
-            shared.pretrained = get_encoder(c.model_name_or_path, "mean", c.max_length, c.per_device_eval_batch_size)
+            shared.pretrained = get_encoder(c.model_name_or_path, "mean", c.max_length)
         trials = [Trial(cfg, task, s, seed, store=store, results=results, shared=shared, is_main=self.is_main) for seed in cfg.loop.seeds for s in cfg.acquisition.strategies]
         total = sum(t.num_rounds + 1 for t in trials)
         log_event("experiment", name=cfg.name, dataset=task.spec.name, pool=trials[0].R, budget=trials[0].budget, trials=len(trials), rounds=total)

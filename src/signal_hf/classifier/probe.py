@@ -33,7 +33,7 @@ class ProbeClassifier(HeadOnEmbeddings):
         self.config = config
         self.task = task
         self.eval_dataset = eval_dataset
-        self.encoder = get_encoder(config.model_name_or_path, config.pooling, config.max_length, config.per_device_eval_batch_size)
+        self.encoder = get_encoder(config.model_name_or_path, config.pooling, config.max_length)
         self.head: LogisticHead | None = None
 
     def fit(self, labeled: Dataset) -> "ProbeClassifier":
