@@ -38,6 +38,7 @@ def _cli(*args, **env):
     )
 
 
+@pytest.mark.slow  # ~2 min: a whole grid, killed and resumed, against a plain run (make test-slow)
 def test_grid_matches_one_run_and_resumes(tmp_path):
     a = _recipe(tmp_path / "a.yaml", tmp_path / "a", ["random", "entropy"])
     b = _recipe(tmp_path / "b.yaml", tmp_path / "b", ["cal"])
