@@ -32,12 +32,7 @@ class ResultsLog:
         return self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
 
     def _rewrite(self, lines: list[str]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(lines))
 
     def append(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, sort_keys=True, default=float) + "\n"
@@ -238,9 +233,12 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file and a rename: readers never see a half-written file."""
+    """Write ``path`` through a fsynced temporary file and a rename: readers never see a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

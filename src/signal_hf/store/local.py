@@ -165,6 +165,12 @@ def _format_of(folder: Path) -> int:
         return FORMAT_VERSION  # unreadable metadata: verify, so the damage is named
 
 
+def _has_manifest(folder: Path) -> bool:
+    """Whether the round must be verified: it has a manifest, or is of format 2 (or its metadata is
+    missing or unreadable, so the damage gets named); format-1 rounds predate manifests."""
+    return (folder / MANIFEST_FILE).is_file() or _format_of(folder) >= 2
+
+
 def _round_of(folder: Path) -> int:
     match = _ROUND_DIR_RE.match(folder.name)
     return int(match.group(1)) if match else 0
@@ -352,7 +358,7 @@ class LocalStore(RoundStore):
         """Check every round of ``run_id`` against its manifest (StoreError naming the first bad file)."""
         for idx in self.rounds(run_id):
             folder = self.round_dir(run_id, idx)
-            if (folder / MANIFEST_FILE).is_file() or _format_of(folder) >= 2:
+            if _has_manifest(folder):
                 verify_round_folder(folder, adapter_expected=True)
 
     # ------------------------------------------------------------------ reading
@@ -412,7 +418,7 @@ def read_round_folder(folder: Path, expect: tuple[str, int] | None = None, *, ad
     """Read (and verify, see :func:`verify_round_folder`) a round folder in the LocalStore layout
     (also what a Hub snapshot of a round holds)."""
     folder = Path(folder)
-    if (folder / MANIFEST_FILE).is_file() or not (folder / META_FILE).is_file() or _format_of(folder) >= 2:
+    if _has_manifest(folder):
         verify_round_folder(folder, adapter_expected=adapter_expected)
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
