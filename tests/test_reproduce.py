@@ -1,11 +1,13 @@
-"""Results reproduce exactly: a recorded experiment covering every strategy (tests/reference/).
+"""Results reproduce exactly: recorded experiments (tests/reference/).
 
-The recipe ``tests/reference/reproduce.yaml`` is re-run in a fresh ``signal-hf`` process, and again
-SIGKILLed twice mid-run and resumed; both must give the committed rows
-(``tests/reference/reproduce_rows.jsonl``) exactly: the same selected ids in the same order, the
-same labeled counts and test accuracies, for every strategy and round. A change in any strategy's
-selections, in the classifier, the encoder or a locked dependency fails here. Re-record
-deliberately with ``make reference`` (= ``python tests/test_reproduce.py --record``).
+``reproduce.yaml`` covers every pool-based strategy; it is re-run in a fresh ``signal-hf`` process,
+and again SIGKILLed twice mid-run and resumed; both must give the committed rows
+(``reproduce_rows.jsonl``) exactly: the same selected ids in the same order, the same labeled counts
+and test accuracies, for every strategy and round. ``reproduce_gen.yaml`` is the generative loop
+(generation, the adaptive budget split, the LLM oracle, GRPO): its rows (``reproduce_gen_rows.jsonl``)
+also pin what was generated and kept and the RL step's reward and KL. A change in any strategy's
+selections, in the classifier, the encoder, the generator, the RL step or a locked dependency fails
+here. Re-record deliberately with ``make reference`` (= ``python tests/test_reproduce.py --record``).
 """
 
 from __future__ import annotations
@@ -23,25 +25,31 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 RECIPE = TESTS / "reference" / "reproduce.yaml"
 RECORDED = TESTS / "reference" / "reproduce_rows.jsonl"
+GEN_RECIPE = TESTS / "reference" / "reproduce_gen.yaml"
+GEN_RECORDED = TESTS / "reference" / "reproduce_gen_rows.jsonl"
 #: The fields compared exactly; timings, paths and the lock digest are not part of a result.
 FIELDS = ("method", "seed", "round", "labeled", "accuracy", "selected_ids")
+GEN_FIELDS = FIELDS + (
+    "synthetic_labeled", "generated", "kept", "dropped_by_reason", "free_synthetic_share", "synthetic_share_used",
+    "rl_raw_reward_mean", "rl_kl", "rl_valid_fraction",
+)
 #: The recording's torch thread count: float reductions, hence selections, may depend on it.
 THREADS = "2"
 
 
-def result_view(out: Path) -> list[dict]:
+def result_view(out: Path, fields: tuple[str, ...] = FIELDS) -> list[dict]:
     from signal_hf.results import read_results
 
-    rows = [{k: r.get(k) for k in FIELDS} for r in read_results(out)]
+    rows = [{k: r.get(k) for k in fields} for r in read_results(out)]
     return sorted(rows, key=lambda r: (r["method"], r["seed"], r["round"]))
 
 
-def committed() -> list[dict]:
-    return [json.loads(line) for line in RECORDED.read_text().splitlines() if line.strip() and '"method"' in line]
+def committed(recorded: Path = RECORDED) -> list[dict]:
+    return [json.loads(line) for line in recorded.read_text().splitlines() if line.strip() and '"method"' in line]
 
 
-def assert_reproduces(out: Path) -> None:
-    got, want = result_view(out), committed()
+def assert_reproduces(out: Path, recorded: Path = RECORDED, fields: tuple[str, ...] = FIELDS) -> None:
+    got, want = result_view(out, fields), committed(recorded)
     assert [(r["method"], r["round"]) for r in got] == [(r["method"], r["round"]) for r in want], "rows missing or extra"
     for g, w in zip(got, want):
         assert g == w, f"{w['method']} round {w['round']} differs from the recording:\n got  {g}\n want {w}"
@@ -81,20 +89,31 @@ def test_killed_and_resumed_run_reproduces_the_recording(tmp_path, run_cli):
     assert_reproduces(out)
 
 
-def record() -> None:
-    """Run the recipe in a fresh process and write its rows as the new recording."""
+@pytest.mark.generator
+def test_generative_loop_reproduces_the_recording(tmp_path, run_cli):
+    out = tmp_path / "run"
+    # Killed inside the store write of round 2 (after its RL step), resumed to the end.
+    run_cli(["run", str(GEN_RECIPE), f"--output.output_dir={out}"], kill_at="store:2")
+    run_cli(["resume", str(out)])
+    assert_reproduces(out, GEN_RECORDED, GEN_FIELDS)
+    assert any(r["synthetic_labeled"] for r in committed(GEN_RECORDED)), "the recording acquires no synthetic item"
+
+
+def record(recipe: Path, recorded: Path, fields: tuple[str, ...]) -> None:
+    """Run ``recipe`` in a fresh process and write its rows as the new recording."""
     from signal_hf.environment import lock_digest
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SIGNAL_HF_NUM_THREADS": THREADS, "PYTHONPATH": str(ROOT / "src")}
-        subprocess.run([sys.executable, "-m", "signal_hf", "run", str(RECIPE), f"--output.output_dir={tmp}/run"], cwd=ROOT, env=env, check=True)
-        rows = result_view(Path(tmp) / "run")
-    header = {"recorded_with": {"lock": lock_digest(), "threads": int(THREADS), "recipe": str(RECIPE.relative_to(ROOT))}}
-    RECORDED.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]))
-    print(f"recorded {len(rows)} rows to {RECORDED}")
+        subprocess.run([sys.executable, "-m", "signal_hf", "run", str(recipe), f"--output.output_dir={tmp}/run"], cwd=ROOT, env=env, check=True)
+        rows = result_view(Path(tmp) / "run", fields)
+    header = {"recorded_with": {"lock": lock_digest(), "threads": int(THREADS), "recipe": str(recipe.relative_to(ROOT))}}
+    recorded.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]))
+    print(f"recorded {len(rows)} rows to {recorded}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
         sys.exit("usage: python tests/test_reproduce.py --record")
-    record()
+    record(RECIPE, RECORDED, FIELDS)
+    record(GEN_RECIPE, GEN_RECORDED, GEN_FIELDS)
