@@ -142,7 +142,8 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
 @contextmanager
 def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
     """Wrap the methods the loop calls (see the module docstring); restore them on exit."""
-    import signal_hf.loop as loop_mod
+    import signal_hf.loop.experiment as experiment_mod
+    import signal_hf.loop.trial as trial_mod
     import signal_hf.rl as rl_mod
     from signal_hf.classifier import ClassifierTrainer, ProbeClassifier, SetFitClassifier
     from signal_hf.classifier.base import HeadOnEmbeddings
@@ -189,8 +190,8 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
 
     orig_generate_raw = Generator.generate_raw
     orig_parse_batch = Generator.parse_batch
-    orig_log_event = loop_mod.log_event
-    orig_make_store = loop_mod.make_store
+    orig_log_event = trial_mod.log_event
+    orig_make_store = experiment_mod.make_store
     from signal_hf.rl import optimize_generator as orig_optimize
 
     with ExitStack() as stack:
@@ -205,8 +206,8 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
             enter(_patched(cls, "pool_outputs", rec.timed("inference", cls.pool_outputs)))
             enter(_patched(cls, "accuracy", rec.timed("evaluation", cls.accuracy)))
         enter(_patched(rl_mod, "optimize_generator", rec.timed("RL step", orig_optimize)))
-        enter(_patched(loop_mod, "log_event", log_event))
-        enter(_patched(loop_mod, "make_store", make_store))
+        enter(_patched(trial_mod, "log_event", log_event))  # the trial logs each round's line
+        enter(_patched(experiment_mod, "make_store", make_store))
         for cls in _subclasses(Oracle):
             if "annotate" in vars(cls):
                 enter(_patched(cls, "annotate", rec.timed("annotation", vars(cls)["annotate"])))

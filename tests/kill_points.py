@@ -43,9 +43,9 @@ def install(phase: str, round_idx: int) -> None:
     """Wrap the real functions so that the process SIGKILLs itself at ``phase`` of ``round_idx``."""
     import transformers
 
-    from signal_hf import loop
+    from signal_hf.loop import stages
+    from signal_hf.store import dataset_io as store_dataset_io
     from signal_hf.store import hub as store_hub
-    from signal_hf.store import local as store_local
 
     now = {"phase": None, "round": None, "count": 0}
 
@@ -55,24 +55,23 @@ def install(phase: str, round_idx: int) -> None:
     def here(name: str) -> bool:
         return now["phase"] == name and now["round"] == round_idx
 
-    def track(name: str, method: str, arg: int = 0) -> None:
-        original = getattr(loop.Trial, method)
+    def track(name: str, stage: str) -> None:
+        original = getattr(stages, stage)
 
-        def wrapper(self, *args, **kwargs):
-            r = args[arg] if len(args) > arg else kwargs["round_idx"]
+        def wrapper(ctx, state, *args, **kwargs):  # every stage takes (context, round state, ...)
             outer = dict(now)
-            enter(name, r)
+            enter(name, state.round)
             try:
-                return original(self, *args, **kwargs)
+                return original(ctx, state, *args, **kwargs)
             finally:
                 now.update(outer)
 
-        setattr(loop.Trial, method, wrapper)
+        setattr(stages, stage, wrapper)
 
-    track("train", "_train", arg=2)
-    track("rl", "_self_inform")
-    track("generate", "_generate")
-    track("store", "_save")
+    track("train", "retrain")
+    track("rl", "self_inform")
+    track("generate", "generate")
+    track("store", "save")
 
     if phase in ("train", "rl"):
         original_step = transformers.Trainer.training_step
@@ -99,7 +98,7 @@ def install(phase: str, round_idx: int) -> None:
 
         Generator.generate_raw = generate_raw
     elif phase == "store":
-        original_write = store_local.write_dataset_parquet
+        original_write = store_dataset_io.write_dataset_parquet
 
         def write_dataset_parquet(ds, path: Path) -> None:
             original_write(ds, path)
@@ -107,17 +106,17 @@ def install(phase: str, round_idx: int) -> None:
                 assert Path(path).parent.parent.name.startswith(".tmp-"), path  # really mid-write
                 _die()
 
-        store_local.write_dataset_parquet = write_dataset_parquet
+        store_dataset_io.write_dataset_parquet = write_dataset_parquet
     elif phase == "saved":
-        original_save = loop.Trial._save  # already the tracking wrapper
+        original_save = stages.save  # already the tracking wrapper
 
-        def save(self, r, *args, **kwargs):
-            out = original_save(self, r, *args, **kwargs)
-            if r == round_idx:
+        def save(ctx, state, *args, **kwargs):
+            out = original_save(ctx, state, *args, **kwargs)
+            if state.round == round_idx:
                 _die()
             return out
 
-        loop.Trial._save = save
+        stages.save = save
     elif phase == "push":
         original_commit = store_hub.HubStore._commit_files
 

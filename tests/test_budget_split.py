@@ -1,32 +1,16 @@
-"""Budget split between real and synthetic candidates (loop.budget_split), on hand-made scores."""
+"""Budget split between real and synthetic candidates (loop.budget_split), on hand-made scores:
+the pure function, without a trial or a model."""
 
 from __future__ import annotations
 
 import torch
 from datasets import Dataset
 
-from signal_hf.config import config_from_dict
-from signal_hf.data import load_task
-from signal_hf.loop import Trial, _Shared
-from signal_hf.results import ResultsLog
-from signal_hf.store import LocalStore
+from signal_hf.acquisition import get_strategy
+from signal_hf.acquisition.budget import split_budget
 from signal_hf.types import AcquisitionState, PoolOutputs
 
-
-def make_trial(tmp_path, split, share=0.5):
-    cfg = config_from_dict(
-        {
-            "data": {"dataset": "sst2", "pool_fraction": 0.0005},
-            "acquisition": {"strategies": ["entropy"]},
-            "loop": {"seeds": [0], "budget_split": split, "synthetic_share": share},
-            "generator": {"enabled": True},
-            "output": {"output_dir": str(tmp_path)},
-        }
-    )
-    task = load_task(cfg.data)
-    trial = Trial(cfg, task, "entropy", 0, store=LocalStore(tmp_path / "s"), results=ResultsLog(tmp_path), shared=_Shared())
-    trial.generative = True  # entropy never generates; force the generative budget logic
-    return trial
+ENTROPY = get_strategy("entropy")
 
 
 def state_and_candidates():
@@ -40,29 +24,36 @@ def state_and_candidates():
     return AcquisitionState(unlabeled=out, labeled=lab, seed=0), cands
 
 
-def test_free_takes_the_global_top_b(tmp_path):
-    trial = make_trial(tmp_path, "free")
+def test_free_takes_the_global_top_b():
     state, cands = state_and_candidates()
-    picked, _ = trial._select(state, cands, 4)
-    assert picked == [0, 1, 2, 3]
+    split = split_budget(ENTROPY, state, cands["source"][:], 4, mode="free", share=0.5)
+    assert split.picked == [0, 1, 2, 3] and split.next_share == 0.5 and split.info == {}
+    want = ENTROPY.scores(state)[:4].tolist()
+    assert split.scores == want  # each pick's own score, in pick order
 
 
-def test_fixed_share_splits_the_budget(tmp_path):
-    trial = make_trial(tmp_path, "fixed", share=0.25)
+def test_fixed_share_splits_the_budget():
     state, cands = state_and_candidates()
-    picked, info = trial._select(state, cands, 4)
+    split = split_budget(ENTROPY, state, cands["source"][:], 4, mode="fixed", share=0.25)
     # 1 synthetic (the best one), 3 real (the best real ones: rows 4, 5, 6).
-    assert picked == [0, 4, 5, 6]
-    assert info["free_synthetic_share"] == 1.0 and info["synthetic_share_used"] == 0.25
-    assert trial._synthetic_share == 0.25  # fixed never moves
+    assert split.picked == [0, 4, 5, 6]
+    assert split.info["free_synthetic_share"] == 1.0 and split.info["synthetic_share_used"] == 0.25
+    assert split.next_share == 0.25  # fixed never moves
 
 
-def test_adaptive_share_follows_the_generator(tmp_path):
-    trial = make_trial(tmp_path, "adaptive", share=0.25)
+def test_adaptive_share_follows_the_generator():
     state, cands = state_and_candidates()
-    first, _ = trial._select(state, cands, 4)
-    assert first == [0, 4, 5, 6]
+    first = split_budget(ENTROPY, state, cands["source"][:], 4, mode="adaptive", share=0.25)
+    assert first.picked == [0, 4, 5, 6]
     # Under free competition all of the top 4 were synthetic: the next round shifts to synthetic.
-    assert trial._synthetic_share == 1.0
-    second, info = trial._select(state, cands, 4)
-    assert second == [0, 1, 2, 3] and info["synthetic_share_used"] == 1.0
+    assert first.next_share == 1.0
+    second = split_budget(ENTROPY, state, cands["source"][:], 4, mode="adaptive", share=first.next_share)
+    assert second.picked == [0, 1, 2, 3] and second.info["synthetic_share_used"] == 1.0
+
+
+def test_without_synthetic_candidates_every_mode_is_free():
+    state, cands = state_and_candidates()
+    real_only = ["real"] * 10
+    for mode in ("free", "fixed", "adaptive"):
+        split = split_budget(ENTROPY, state, real_only, 4, mode=mode, share=0.25)
+        assert split.picked == [0, 1, 2, 3] and split.next_share == 0.25

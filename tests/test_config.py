@@ -54,7 +54,12 @@ def write(tmp_path, text):
         ("acquisitoin: {k: 3}", "acquisitoin", "did you mean `acquisition`"),
         ("rl: {enabled: true}", "rl.enabled", "generator.enabled"),
         ("generator: {enabled: true}\nrl: {enabled: true, beta: 0}", "rl.beta", "> 0"),
-        ("store: {backend: s3}", "store.backend", "local or hub"),
+        # PPO's fields are checked when the recipe is read, not after round 1 has trained.
+        ("generator: {enabled: true}\nrl: {enabled: true, algorithm: ppo, gamma: 1.5}", "rl.gamma", "[0, 1]"),
+        ("rl: {algorithm: grpo, num_generations: 1}", "rl.num_generations", ">= 2"),
+        ("acquisition: {strategies: [entropy-gen]}", "acquisition.strategies[0]", "generator.enabled"),
+        ("generator: {enabled: true}\nacquisition: {strategies: [cal-gen-norl]}", "acquisition.strategies[0]", "cal-gen"),
+        ("store: {backend: s3}", "store.backend", "['local', 'hub']"),
         ("loop: [1, 2]", "loop", "mapping"),
     ],
 )

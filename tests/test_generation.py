@@ -15,7 +15,7 @@ import torch
 from datasets import Dataset
 
 from signal_hf.errors import ConfigError, EmptyPoolError, GenerationError
-from signal_hf.generation import GeneratorConfig, check_generator_config
+from signal_hf.generation import GeneratorConfig
 from signal_hf.generation.postprocess import (
     NearDuplicateIndex,
     normalize_text,
@@ -293,6 +293,35 @@ def test_generate_counts_every_drop_reason(smol_tokenizer, sst2_pool, monkeypatc
     assert ds["prompt"][0] == gen.build_prompts(sst2_pool, 8, seed=0)[0]
 
 
+def test_completion_parser_is_what_the_rl_reward_penalises(smol_tokenizer, sst2_pool):
+    """The reward's parser drops what generation drops: duplicates of R, of S/L (``existing``) and of
+    an earlier completion of the same batch, besides malformed text."""
+    gen = _tiny_generator(smol_tokenizer, SST2, min_words=3, max_words=12)
+    pool_text = next(t for t in sst2_pool["text"] if 4 <= len(t.split()) <= 12)
+    parse = gen.completion_parser(sst2_pool, ["a brand new film about nothing in particular"])
+    got = parse([
+        " A warm and witty comedy that never stops.",
+        " " + pool_text,
+        " A brand new film about nothing in particular!",
+        " A warm and witty comedy that never stops.",
+        " Dull.",
+    ])
+    assert got[0] == ({"text": "A warm and witty comedy that never stops."}, None)
+    assert [reason for _, reason in got[1:]] == ["duplicate", "duplicate", "duplicate", "too_short"]
+
+
+def test_the_policy_stops_rollouts_at_the_example_boundary(smol_tokenizer):
+    """TRL (and PPO) sample until, and mask after, the first of ``model.generation_config.eos_token_id``:
+    the generator sets it to its own stop tokens (EOS and newline tokens), so RL rollouts are single
+    examples like generated candidates, not text sampled on to ``max_new_tokens``."""
+    gen = _tiny_generator(smol_tokenizer, SST2)
+    stops = set(gen.model.generation_config.eos_token_id)
+    assert stops == set(gen.generation_kwargs()["eos_token_id"])
+    assert smol_tokenizer.eos_token_id in stops
+    newline = smol_tokenizer.encode("\n", add_special_tokens=False)[-1]
+    assert newline in stops
+
+
 def test_pair_generation_rows_have_text_pair(smol_tokenizer, qnli_pool, monkeypatch):
     gen = _tiny_generator(smol_tokenizer, QNLI, min_words=2)
     crafted = [" Question: Where is the Eiffel Tower? Sentence: The Eiffel Tower is in Paris.", " no fields here at all"]
@@ -305,9 +334,14 @@ def test_pair_generation_rows_have_text_pair(smol_tokenizer, qnli_pool, monkeypa
 
 def test_config_checks_and_4bit_on_cpu_fails_clearly():
     with pytest.raises(ConfigError, match="generator.near_duplicate_threshold"):
-        check_generator_config(GeneratorConfig(near_duplicate_threshold=0.0))
+        GeneratorConfig(near_duplicate_threshold=0.0)
     with pytest.raises(ConfigError, match="generator.prompt_style"):
-        check_generator_config(GeneratorConfig(prompt_style="fancy"))
+        GeneratorConfig(prompt_style="fancy")
+    for bad, where in [({"dtype": "int8"}, "generator.dtype"), ({"device": "cuda:x"}, "generator.device"),
+                       ({"candidates_per_round": 0.0}, "generator.candidates_per_round"), ({"max_words": 2, "min_words": 3}, "generator.max_words")]:
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            GeneratorConfig(**bad)  # checked when built, even with enabled: false
+    assert GeneratorConfig(device="cuda:1").device == "cuda:1"  # whether that GPU exists is checked at load
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: 4-bit is allowed")
     from signal_hf.generation import Generator

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -102,7 +101,7 @@ def test_rerunning_a_finished_run_trains_nothing(run, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was retrained")
 
-    monkeypatch.setattr("signal_hf.loop.fit_classifier", no_training)
+    monkeypatch.setattr("signal_hf.loop.training.fit_classifier", no_training)
     run_experiment(tiny(copy), show_progress=False)
     assert read_results(copy) == before
 
@@ -191,23 +190,22 @@ def test_cli_plot_merges_runs_into_one_table(run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "pool_fraction, loop, expected",
+    "R, loop, expected",
     [
         # |R| = 105 (QNLI 0.1%): b = 10, 10 → 20 → 21 would report a 1-item round as "30%".
-        (0.001, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 0.2}, [(10, 10), (20, 21)]),
+        (105, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 0.2}, [(10, 10), (20, 21)]),
         # |R| = 105 to 100%: the last round takes the remainder (15), not an extra "110%" round.
-        (0.001, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 1.0}, [(10, 10)] + [(p, 10 * p // 10) for p in range(20, 100, 10)] + [(100, 105)]),
+        (105, {"initial_fraction": 0.1, "step_fraction": 0.1, "max_fraction": 1.0}, [(10, 10)] + [(p, 10 * p // 10) for p in range(20, 100, 10)] + [(100, 105)]),
     ],
 )
-def test_round_schedule_reports_each_checkpoint_once(tmp_path, pool_fraction, loop, expected):
-    from signal_hf.data import load_task
-    from signal_hf.loop import Trial, _Shared
-    from signal_hf.results import ResultsLog
+def test_round_schedule_reports_each_checkpoint_once(R, loop, expected):
+    """The schedule alone, without a trial, data or a model."""
+    from signal_hf.config import LoopConfig
+    from signal_hf.loop import Schedule
 
-    cfg = config_from_dict({"data": {"dataset": "qnli", "pool_fraction": pool_fraction}, "loop": {"seeds": [0], **loop}, "output": {"output_dir": str(tmp_path)}})
-    trial = Trial(cfg, load_task(cfg.data), "random", 0, store=LocalStore(tmp_path / "s"), results=ResultsLog(tmp_path), shared=_Shared())
-    labeled, schedule = trial.initial_size, [(trial.step_percent(0), trial.initial_size)]
-    for r in range(1, trial.num_rounds + 1):
-        labeled += trial.round_budget(r, labeled)
-        schedule.append((trial.step_percent(r), labeled))
+    plan = Schedule.from_config(LoopConfig(seeds=[0], **loop), R, generative=False)
+    labeled, schedule = plan.initial_size, [(plan.step_percent(0), plan.initial_size)]
+    for r in range(1, plan.num_rounds + 1):
+        labeled += plan.round_budget(r, labeled)
+        schedule.append((plan.step_percent(r), labeled))
     assert schedule == expected

@@ -185,8 +185,12 @@ def test_llm_oracle_completion_style_few_shot_and_verbalizers(smol_llm):
     scores = oracle.scores(_items(OBVIOUS[:2]))
     ref = _reference_scores(model, plain, oracle.prompt(OBVIOUS[0]), oracle._cont_ids, add_special=True)
     assert scores[0].tolist() == pytest.approx(ref, abs=1e-3)
+    # Without rows at construction, the shots come from each round's labeled set (observe).
+    later = LLMOracle(model, SST2, k_shot=2, tokenizer=plain, verbalizers=["bad", "good"])
     with pytest.raises(OracleError, match="few_shot"):
-        LLMOracle(model, SST2, k_shot=2, tokenizer=tok)
+        later.annotate(_items(OBVIOUS[:1]))
+    later.observe(shots, seed=1)
+    assert later.prompt("a charming story") == prompt  # the same rows and seed draw the same shots
     with pytest.raises(ConfigError, match="oracle.llm_verbalizers"):
         LLMOracle(model, SST2, tokenizer=tok, verbalizers=["good"])
 
@@ -241,3 +245,13 @@ def test_make_oracle_kinds():
     assert isinstance(make_oracle("human", SST2, OracleConfig()), HumanOracle)
     with pytest.raises(ConfigError, match="oracle.synthetic"):
         make_oracle("crowd", SST2, OracleConfig())
+
+
+@pytest.mark.parametrize("kwargs, where", [
+    ({"synthetic": "crowd"}, "oracle.synthetic"), ({"real": "model"}, "oracle.real"),
+    ({"llm_k_shot": -1}, "oracle.llm_k_shot"), ({"batch_size": 0}, "oracle.batch_size"),
+    ({"llm_verbalizers": ["yes", "yes"]}, "oracle.llm_verbalizers"),
+])
+def test_oracle_config_checks_its_values_when_built(kwargs, where):
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        OracleConfig(**kwargs)

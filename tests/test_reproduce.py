@@ -32,6 +32,7 @@ FIELDS = ("method", "seed", "round", "labeled", "accuracy", "selected_ids")
 GEN_FIELDS = FIELDS + (
     "synthetic_labeled", "generated", "kept", "dropped_by_reason", "free_synthetic_share", "synthetic_share_used",
     "rl_raw_reward_mean", "rl_kl", "rl_valid_fraction",
+    "probe_reward_on", "probe_reward_off", "probe_gain", "probe_valid_on", "probe_labels_on",
 )
 #: The recording's torch thread count: float reductions, hence selections, may depend on it.
 THREADS = "2"
@@ -96,7 +97,24 @@ def test_generative_loop_reproduces_the_recording(tmp_path, run_cli):
     run_cli(["run", str(GEN_RECIPE), f"--output.output_dir={out}"], kill_at="store:2")
     run_cli(["resume", str(out)])
     assert_reproduces(out, GEN_RECORDED, GEN_FIELDS)
-    assert any(r["synthetic_labeled"] for r in committed(GEN_RECORDED)), "the recording acquires no synthetic item"
+    rows = committed(GEN_RECORDED)
+    assert {r["method"] for r in rows} == {"signal-gen", "cal-gen"}
+    assert any(r["synthetic_labeled"] for r in rows), "the recording acquires no synthetic item"
+    for r in rows:
+        if r["round"] == 0:
+            continue
+        assert r["probe_reward_on"] is not None and sum(r["probe_labels_on"].values()) >= 0
+        if r["method"] == "cal-gen":  # the pretrained generator: no RL step, the probe's two policies are one
+            assert r["rl_kl"] is None and r["probe_gain"] == 0.0
+        else:
+            assert r["rl_kl"] is not None
+    # What the generator wrote, readable: every generative round, its acquired items and its probe.
+    shown = run_cli(["inspect", str(out), "--round", "2"]).stdout
+    assert "## signal-gen seed 0 — round 2" in shown and "## cal-gen seed 0 — round 2" in shown and "round 1" not in shown
+    assert "**Probe** (4 fixed prompts, adapter on vs off)" in shown and "Top-rewarded probe completions" in shown
+    syn = [i for r in rows if r["method"] == "signal-gen" and r["round"] == 2 for i in r["selected_ids"] if i.startswith("syn-")]
+    assert syn and all(f"| `{i}` |" in shown for i in syn)  # each acquired synthetic item, with its text
+    assert (out / "inspect.md").read_text() == shown.split("\nwritten: ")[0]
 
 
 def record(recipe: Path, recorded: Path, fields: tuple[str, ...]) -> None:

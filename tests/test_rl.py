@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from signal_hf.errors import ConfigError, GenerationError, StrategyError
+from signal_hf.acquisition.config import AcquisitionConfig
 from signal_hf.rl import AcquisitionReward, RLConfig, optimize_generator
 from signal_hf.rl.ppo_trainer import (
     clipped_surrogate_loss,
@@ -133,6 +134,10 @@ class MiniLMScorer:
         return PoolOutputs(probs=torch.softmax(emb @ self.head, -1), embeddings=emb)
 
 
+def _parse(texts):
+    return [_validity(t) for t in texts]
+
+
 def _validity(text: str):
     text = text.strip()
     if not text:
@@ -175,8 +180,7 @@ VALID = [0, 3, 5, 6]
 def test_reward_invalid_get_penalty_valid_get_signal_score(scorer, reference):
     from signal_hf.acquisition import signal_scores
 
-    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity,
-                               invalid_penalty=-2.5, normalization="none")
+    reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=3, eps=1e-4), rl=RLConfig(invalid_penalty=-2.5, reward_normalization="none"))
     scorer.calls.clear()
     out = reward(prompts=["p"] * len(COMPLETIONS), completions=COMPLETIONS)
     assert len(out) == len(COMPLETIONS)
@@ -197,10 +201,29 @@ def test_reward_invalid_get_penalty_valid_get_signal_score(scorer, reference):
     assert stats["raw_reward_mean"] == pytest.approx(float(direct.mean()), rel=1e-5)
 
 
+def test_reward_honours_the_neighbour_set_like_the_acquisition(scorer, reference):
+    """``acquisition.neighbours: all``: a completion's neighbours are L and the call's other valid
+    completions (never itself), exactly as the strategy scores candidates."""
+    from signal_hf.acquisition import signal_scores
+
+    texts = [COMPLETIONS[i].strip() for i in VALID]
+    q = scorer([{"text": t} for t in texts])
+    ref_p = torch.cat([reference.probs, q.probs])
+    ref_e = torch.cat([reference.embeddings, q.embeddings])
+    own = torch.arange(len(reference), len(reference) + len(texts))
+    want = signal_scores(q.probs, q.embeddings, ref_p, ref_e, k=3, eps=1e-4, exclude_self=own)
+    for neighbours, expected in (("all", want), ("labeled", signal_scores(q.probs, q.embeddings, reference.probs, reference.embeddings, k=3, eps=1e-4))):
+        cfg = AcquisitionConfig(k=3, eps=1e-4, neighbours=neighbours, knn_batch_size=2)  # blocks of 2 rows
+        reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=cfg, rl=RLConfig(reward_normalization="none"))
+        got = torch.tensor(reward(completions=COMPLETIONS))[VALID]
+        torch.testing.assert_close(got, expected.float(), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(want, expected)  # the two neighbour sets do differ here
+
+
 def test_reward_batch_normalisation(scorer, reference):
-    raw_reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity, normalization="none")
+    raw_reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=3, eps=1e-4), rl=RLConfig(reward_normalization="none"))
     raw = torch.tensor(raw_reward(completions=COMPLETIONS))[VALID]
-    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity, normalization="batch")
+    reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=3, eps=1e-4), rl=RLConfig(reward_normalization="batch"))
     calls_before = reward.num_score_calls
     out = torch.tensor(reward(prompts=None, completions=COMPLETIONS))
     assert reward.num_score_calls == calls_before + 1
@@ -215,7 +238,7 @@ def test_reward_batch_normalisation(scorer, reference):
 
 
 def test_reward_all_invalid_skips_classifier(scorer, reference):
-    reward = AcquisitionReward(scorer, reference, k=2, eps=1e-4, validity_fn=_validity)
+    reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=2, eps=1e-4))
     scorer.calls.clear()
     assert reward(completions=["", "BAD"]) == [-1.0, -1.0]
     assert scorer.calls == [] and reward.last_stats["valid"] == 0
@@ -223,14 +246,14 @@ def test_reward_all_invalid_skips_classifier(scorer, reference):
 
 
 def test_reward_errors(scorer, reference):
-    with pytest.raises(ConfigError, match="rl.reward_normalization"):
-        AcquisitionReward(scorer, reference, k=2, eps=1e-4, validity_fn=_validity, normalization="rank")
+    with pytest.raises(ConfigError, match="rl.reward_normalization"):  # the config refuses it, once
+        RLConfig(reward_normalization="rank")
     empty = PoolOutputs(probs=torch.zeros(0, 3), embeddings=torch.zeros(0, 384))
     with pytest.raises(StrategyError, match="reference"):
-        AcquisitionReward(scorer, empty, k=2, eps=1e-4, validity_fn=_validity)
+        AcquisitionReward(scorer, empty, parse_fn=_parse, acquisition=AcquisitionConfig(k=2, eps=1e-4))
     with pytest.raises(ConfigError, match="acquisition.eps"):
-        AcquisitionReward(scorer, reference, k=2, eps=0.0, validity_fn=_validity)
-    short = AcquisitionReward(lambda items: reference.select([0]), reference, k=2, eps=1e-4, validity_fn=_validity)
+        AcquisitionConfig(k=2, eps=0.0)
+    short = AcquisitionReward(lambda items: reference.select([0]), reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=2, eps=1e-4))
     with pytest.raises(StrategyError, match="score_fn"):
         short(completions=["one text", "another text"])
 
@@ -251,6 +274,30 @@ def test_optimize_generator_rejects_bad_config():
     with pytest.raises(GenerationError, match="PeftModel"):
         optimize_generator(NotPeft(), None, ["p", "q"], lambda **kw: [], RLConfig(),
                            output_dir="unused", seed=0, max_new_tokens=4)
+
+
+@pytest.mark.parametrize("kwargs, where", [
+    ({"num_generations": 1}, "rl.num_generations"),  # grpo: a group baseline needs 2
+    ({"algorithm": "rloo", "num_generations": 1}, "rl.num_generations"),
+    ({"algorithm": "dpo"}, "rl.algorithm"),
+    ({"reward_normalization": "rank"}, "rl.reward_normalization"),
+    ({"max_grad_norm": 0.0}, "rl.max_grad_norm"),
+    # PPO-only values are refused when the section is built, whatever the algorithm (not after round 1).
+    ({"gamma": 1.5}, "rl.gamma"),
+    ({"algorithm": "ppo", "lam": -0.1}, "rl.lam"),
+    ({"clip_range": 0.0}, "rl.clip_range"),
+    ({"vf_coef": -1.0}, "rl.vf_coef"),
+    ({"ppo_minibatches": 9}, "rl.ppo_minibatches"),  # more mini-batches than the 2 × 4 completions
+])
+def test_rl_config_checks_its_values_when_built(kwargs, where):
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        RLConfig(**kwargs)
+
+
+def test_rl_config_num_generations_rule():
+    # One rule: the group baselines (grpo, rloo) need 2 completions per prompt, PPO (a value baseline) 1.
+    assert RLConfig(algorithm="ppo", num_generations=1, prompts_per_step=1).num_generations == 1
+    assert RLConfig(algorithm="rloo", num_generations=2).num_generations == 2
 
 
 # ----------------------------------------------------------------------------- real RL rounds (SmolLM2-135M)
@@ -358,7 +405,7 @@ def test_acquisition_reward_drives_rloo_round(smollm, scorer, reference, tmp_pat
     torch.manual_seed(0)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(path),
                            LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM"))
-    reward = AcquisitionReward(scorer, reference, k=3, eps=1e-4, validity_fn=_validity)
+    reward = AcquisitionReward(scorer, reference, parse_fn=_parse, acquisition=AcquisitionConfig(k=3, eps=1e-4))
     scorer.calls.clear()
     cfg = RLConfig(algorithm="rloo", beta=0.05, steps_per_round=1, num_generations=2, prompts_per_step=2)
     metrics = optimize_generator(model, tok, prompts, reward, cfg, output_dir=tmp_path, seed=0, max_new_tokens=8)
@@ -381,3 +428,40 @@ def test_bos_is_added_only_when_the_rendered_prompt_lacks_it():
     chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert add_special_tokens_for(tok, [chat, chat]) is False
     assert add_special_tokens_for(tok, [chat, "Review: a fine film"]) is True
+
+
+# ---------------------------------------------------------------- the RL effect probe
+
+
+def test_probe_gain_and_interval_on_a_known_answer():
+    from signal_hf.rl.probe import bootstrap_gain
+
+    off = torch.linspace(0, 1, 64)
+    gain, lo, hi = bootstrap_gain(off + 0.5, off, seed=0)
+    assert gain == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)  # paired: no spread
+    gain, lo, hi = bootstrap_gain(off.clone(), off, seed=0)
+    assert (gain, lo, hi) == (0.0, 0.0, 0.0)
+    g = torch.Generator().manual_seed(1)
+    noisy_off = torch.randn(200, generator=g)
+    noisy_on = noisy_off + 0.3 + 0.5 * torch.randn(200, generator=g)
+    gain, lo, hi = bootstrap_gain(noisy_on, noisy_off, seed=0)
+    assert lo < 0.3 < hi and lo > 0  # the true shift is inside, and the gain is positive beyond it
+    _, lo0, hi0 = bootstrap_gain(noisy_off + 0.5 * torch.randn(200, generator=g), noisy_off, seed=0)
+    assert lo0 < 0 < hi0  # no shift: the interval straddles 0
+    # Dropped completions (NaN) leave the means, not the pairing.
+    with_nan = noisy_on.clone()
+    with_nan[:10] = float("nan")
+    gain, _, _ = bootstrap_gain(with_nan, noisy_off, seed=0)
+    assert gain == pytest.approx(float(noisy_on[10:].mean() - noisy_off.mean()), rel=1e-5)
+
+
+def test_probe_metrics_per_policy():
+    from signal_hf.rl.probe import PolicySample, probe_metrics
+
+    on = PolicySample(torch.tensor([1.0, float("nan"), 3.0]), [None, "duplicate", None], ["positive", "negative"], torch.tensor([0.2, 0.4]))
+    off = PolicySample(torch.tensor([1.0, 1.0, float("nan")]), [None, None, "empty"], ["negative", "negative"], torch.tensor([0.5, 0.7]))
+    m = probe_metrics(on, off, label_names=["negative", "positive"], seed=0)
+    assert m["probe_prompts"] == 3 and m["probe_reward_on"] == 2.0 and m["probe_reward_off"] == 1.0 and m["probe_gain"] == 1.0
+    assert m["probe_valid_on"] == pytest.approx(2 / 3) and m["probe_duplicate_on"] == pytest.approx(1 / 3) and m["probe_duplicate_off"] == 0
+    assert m["probe_labels_on"] == {"negative": 1, "positive": 1} and m["probe_labels_off"] == {"negative": 2, "positive": 0}
+    assert m["probe_relevance_on"] == pytest.approx(0.3) and m["probe_relevance_off"] == pytest.approx(0.6)

@@ -9,7 +9,7 @@ import pytest
 
 from signal_hf.annotator import train_annotator
 from signal_hf.config import config_from_dict
-from signal_hf.loop import _derive_seed, run_experiment
+from signal_hf.loop import derive_seed, run_experiment
 from signal_hf.results import read_results
 from signal_hf.store import LocalStore
 
@@ -25,7 +25,7 @@ def signal_cfg(out, annotator, **over):
         "loop": {"seeds": [0], "initial_fraction": 0.2, "step_fraction": 0.2, "max_fraction": 0.4, "signal_max_fraction": 0.6, "budget_split": "fixed", "synthetic_share": 0.5},
         "generator": {"enabled": True, "model_name_or_path": "bundled:smollm2-135m", "max_new_tokens": 16, "candidates_per_round": 1.0, "batch_size": 8, "min_words": 2},
         "oracle": {"synthetic": "model", "annotator_path": str(annotator)},
-        "rl": {"enabled": True, "algorithm": "grpo", "steps_per_round": 1, "num_generations": 2, "prompts_per_step": 2, "learning_rate": 1e-3},
+        "rl": {"enabled": True, "algorithm": "grpo", "steps_per_round": 1, "num_generations": 2, "prompts_per_step": 2, "learning_rate": 1e-3, "probe_prompts": 4},
         "output": {"output_dir": str(out)},
     }
     for k, v in over.items():
@@ -86,7 +86,7 @@ def test_adapter_changes_every_round_and_old_revision_reproduces_generations(sig
     gen.revision = r1.revision
     real, syn, lab = r1.datasets["real_pool"], r1.datasets["synthetic_pool"], r1.datasets["labeled"]
     existing = real["text"][:] + syn["text"][:] + lab["text"][:]
-    new, stats = gen.generate(real, 7, round_idx=2, seed=_derive_seed(0, 2, "generate"), existing_texts=existing)
+    new, stats = gen.generate(real, 7, round_idx=2, seed=derive_seed(0, 2, "generate"), existing_texts=existing)
     saved = store.load_round("signal-gen-seed0", 2).datasets["synthetic_pool"].filter(lambda r: r["round"] == 2)
     assert new["text"][:] == saved["text"][:]
     assert new["id"][:] == saved["id"][:]

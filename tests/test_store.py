@@ -31,7 +31,7 @@ from signal_hf.store import (
     parse_revision_name,
     revision_name,
 )
-from signal_hf.store.local import split_filename
+from signal_hf.store.layout import split_filename
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,12 +137,12 @@ def test_replacing_a_round_is_whole(tmp_path, adapters):
 def test_failed_write_leaves_previous_round(tmp_path, monkeypatch):
     store = LocalStore(tmp_path)
     store.save_round("r", 0, datasets=round_datasets(0), state={"v": 0})
-    import signal_hf.store.local as local_mod
+    import signal_hf.store.dataset_io as dataset_io
 
     def boom(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(local_mod, "write_dataset_parquet", boom)
+    monkeypatch.setattr(dataset_io, "write_dataset_parquet", boom)
     with pytest.raises(OSError, match="disk full"):
         store.save_round("r", 0, datasets=round_datasets(9), state={"v": 9})
     with pytest.raises(OSError):
@@ -160,17 +160,18 @@ def test_killed_write_leaves_round_absent_and_is_cleaned(tmp_path):
         import os, sys
         sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
         from hub_fixtures import round_datasets
-        import signal_hf.store.local as local_mod
-        store = local_mod.LocalStore({str(root)!r})
+        import signal_hf.store.dataset_io as dataset_io
+        from signal_hf.store import LocalStore
+        store = LocalStore({str(root)!r})
         store.save_round("r", 0, datasets=round_datasets(0), state={{"v": 0}})
-        real_write = local_mod.write_dataset_parquet
+        real_write = dataset_io.write_dataset_parquet
         calls = []
         def die_on_second_split(ds, path):
             real_write(ds, path)
             calls.append(path)
             if len(calls) == 2:
                 os._exit(9)  # like SIGKILL: no exception handlers, no cleanup
-        local_mod.write_dataset_parquet = die_on_second_split
+        dataset_io.write_dataset_parquet = die_on_second_split
         store.save_round("r", 1, datasets=round_datasets(1), state={{"v": 1}})
         """
     )
@@ -227,12 +228,35 @@ def test_make_store_and_config_errors(tmp_path):
     assert make_store(StoreConfig(root=str(tmp_path / "elsewhere")), tmp_path).root == tmp_path / "elsewhere"
     hub = make_store(StoreConfig(backend="hub", dataset_repo_id="u/pools", model_repo_id="u/gen"), tmp_path)
     assert isinstance(hub, HubStore) and hub.local.root == tmp_path / "store"
-    with pytest.raises(ConfigError, match="store.backend"):
-        make_store(StoreConfig(backend="s3"), tmp_path)
+    # A local store has no remote: nothing pending, nothing to push.
+    assert store.pending() == [] and store.push_pending() is None
+    # Fields set after construction are checked again when the store is made.
+    config = StoreConfig()
+    config.backend = "hub"
     with pytest.raises(ConfigError, match="store.dataset_repo_id"):
-        make_store(StoreConfig(backend="hub"), tmp_path)
-    with pytest.raises(ConfigError, match="store.model_repo_id"):
-        make_store(StoreConfig(backend="hub", dataset_repo_id="u/p", model_repo_id="nonamespace"), tmp_path)
+        make_store(config, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "values, field, text",
+    [
+        ({"backend": "s3"}, "store.backend", "unknown backend 's3' (fix: use local or hub)"),
+        ({"backend": "hub"}, "store.dataset_repo_id", "the hub backend needs a dataset repo"),
+        ({"backend": "hub", "dataset_repo_id": "a/b/c"}, "store.dataset_repo_id", "must be 'namespace/name'"),
+        ({"backend": "hub", "dataset_repo_id": "u/p", "model_repo_id": "nonamespace"}, "store.model_repo_id", "got 'nonamespace'"),
+        ({"backend": "hub", "dataset_repo_id": "u/p", "max_retries": -1}, "store.max_retries", "must be >= 0"),
+        ({"backend": "hub", "dataset_repo_id": "u/p", "retry_backoff_s": -0.5}, "store.retry_backoff_s", "must be >= 0"),
+    ],
+)
+def test_store_config_checks_its_values(values, field, text):
+    with pytest.raises(ConfigError) as err:
+        StoreConfig(**values)
+    assert err.value.field == field and text in str(err.value)
+
+
+def test_store_config_local_ignores_hub_fields():
+    StoreConfig()
+    StoreConfig(dataset_repo_id="not a repo", max_retries=-1)  # unused by the local backend
 
 
 def test_commit_message_says_round_run_and_accuracy():

@@ -1,4 +1,4 @@
-"""Command line: ``signal-hf RECIPE [overrides]`` and the ``run``, ``resume``, ``plot``, ``pull``,
+"""Command line: ``signal-hf RECIPE [overrides]`` and the ``run``, ``resume``, ``plot``, ``inspect``, ``pull``,
 ``train-annotator`` and ``config`` sub-commands.
 
 Errors a user can cause print as one ``error: field: problem (fix: ...)`` line and exit with status 2.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import SignalHFError
 
-COMMANDS = ("run", "resume", "grid", "plot", "pull", "train-annotator", "config")
+COMMANDS = ("run", "resume", "grid", "plot", "inspect", "pull", "train-annotator", "config")
 
 USAGE = """signal-hf RECIPE.yaml [--section.key value ...]     run an experiment (same as `run`)
 signal-hf run RECIPE.yaml [overrides] [--force]       run (resumes a matching run in output_dir; --force:
@@ -25,6 +25,7 @@ signal-hf resume RUN_DIR|REPO_ID [overrides]          continue a run from its la
 signal-hf resume RUN_DIR --from-round N               ... or from round N (later rounds are set aside)
 signal-hf grid RECIPE [RECIPE ...] [--workers N]     run recipes' seeds side by side, merge each report
 signal-hf plot RUN_DIR [RUN_DIR ... --out DIR]        redraw (or merge) tables and learning curves
+signal-hf inspect RUN_DIR [--round N] [--out F.md]    what the generator wrote, acquired and was rewarded for
 signal-hf pull REPO_ID --revision round-3             download a round's dataset or adapter from the Hub
 signal-hf train-annotator RECIPE.yaml [--output DIR]  fine-tune the model oracle on the full train split
 signal-hf config RECIPE.yaml [overrides]              print the validated recipe
@@ -117,7 +118,7 @@ def cmd_run(recipe: str, overrides: list[str]) -> int:
 
 
 def cmd_resume(target: str, overrides: list[str]) -> int:
-    from .config import config_from_dict, load_recipe
+    from .config import apply_overrides, config_from_dict, load_recipe
     from .loop import run_experiment
 
     overrides, force = _pop_flag(overrides, "--force")
@@ -141,16 +142,7 @@ def cmd_resume(target: str, overrides: list[str]) -> int:
             raise SignalHFError(f"resume: no complete round found in {target!r} (fix: check the repo id, or pass a run folder)")
         raw = dict(store.load_round(runs[0]).state["recipe"])
         raw.setdefault("output", {})["output_dir"] = str(Path("runs") / target.replace("/", "__"))
-        cfg = config_from_dict(raw)
-        if overrides:
-            import tempfile
-
-            import yaml
-
-            with tempfile.TemporaryDirectory() as tmp:
-                recipe = Path(tmp) / "recipe.yaml"
-                recipe.write_text(yaml.safe_dump(cfg.to_dict()))
-                cfg = load_recipe(recipe, overrides)
+        cfg = config_from_dict(apply_overrides(raw, overrides))
     _setup_logging(cfg.output.log_level)
     set_num_threads()
     exp = run_experiment(cfg, force=bool(force), from_round=int(from_round) if from_round is not None else None)
@@ -194,6 +186,22 @@ def cmd_plot(argv: list[str]) -> int:
         raise SignalHFError(f"plot: {e}") from None
     print(table)
     print(f"\nplot: {png}")
+    return 0
+
+
+def cmd_inspect(argv: list[str]) -> int:
+    from .inspection import inspect_run
+
+    p = argparse.ArgumentParser(prog="signal-hf inspect", description="What the generator wrote, round by round: kept/dropped, acquired synthetic items, the probe of the RL effect.")
+    p.add_argument("run_dir", help="a run's output_dir (or a grid's)")
+    p.add_argument("--round", type=int, default=None, help="one round only (default: every generative round)")
+    p.add_argument("--out", default=None, help="also write the markdown here (default: RUN_DIR/inspect.md)")
+    a = p.parse_args(argv)
+    text = inspect_run(a.run_dir, a.round)
+    out = Path(a.out) if a.out else Path(a.run_dir) / "inspect.md"
+    out.write_text(text, encoding="utf-8")
+    print(text, end="")
+    print(f"\nwritten: {out}")
     return 0
 
 
@@ -261,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_grid(argv[1:])
         if cmd == "plot":
             return cmd_plot(argv[1:])
+        if cmd == "inspect":
+            return cmd_inspect(argv[1:])
         if cmd == "pull":
             return cmd_pull(argv[1:])
         if cmd == "train-annotator":

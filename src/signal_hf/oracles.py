@@ -41,6 +41,20 @@ def _pairs(items: Any, task: TaskSpec) -> tuple[list[str], list[str] | None]:
     return texts, ([str(t) for t in items["text_pair"]] if task.is_pair else None)
 
 
+def _load(model_fn: Callable[[], Any], tokenizer_fn: Callable[[], Any], what: str, fix: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from their loaders, a loading failure as one OracleError line."""
+    try:
+        return model_fn(), tokenizer_fn()
+    except (OSError, ValueError) as e:
+        raise OracleError(f"{what}: {e} (fix: {fix})") from e
+
+
+def _given(model: Any, tokenizer: Any, who: str) -> tuple[Any, Any]:
+    if tokenizer is None:
+        raise OracleError(f"{who}: a model object needs its tokenizer (fix: pass tokenizer=...)")
+    return model, tokenizer
+
+
 class Oracle(ABC):
     """Labels items. ``name`` identifies it in results (``gold``, ``model``, ``llm``, ``human``)."""
 
@@ -49,6 +63,10 @@ class Oracle(ABC):
     @abstractmethod
     def annotate(self, items: Any) -> list[int | None]:
         """One label index (into ``task.label_names``) per row of ``items``; ``None`` = skipped."""
+
+    def observe(self, labeled: Any, *, seed: int) -> None:
+        """See the round's labeled set before annotating (the llm oracle draws its few-shot
+        examples from it); most oracles need nothing."""
 
 
 class GoldOracle(Oracle):
@@ -95,15 +113,12 @@ class ModelOracle(Oracle):
             path = Path(path_or_model)
             if not (path / "config.json").is_file():
                 raise OracleError(f"oracle.annotator_path: {str(path)!r} is not a classifier folder (no config.json) (fix: train one with `signal-hf train-annotator RECIPE` and point oracle.annotator_path at its folder)")
-            try:
-                self.model = AutoModelForSequenceClassification.from_pretrained(str(path))
-                self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(path))
-            except (OSError, ValueError) as e:
-                raise OracleError(f"oracle.annotator_path: cannot load a sequence classifier from {str(path)!r}: {e} (fix: point it at a folder saved by save_pretrained)") from e
+            self.model, self.tokenizer = _load(
+                lambda: AutoModelForSequenceClassification.from_pretrained(str(path)), lambda: tokenizer or AutoTokenizer.from_pretrained(str(path)),
+                f"oracle.annotator_path: cannot load a sequence classifier from {str(path)!r}", "point it at a folder saved by save_pretrained",
+            )
         else:
-            if tokenizer is None:
-                raise OracleError("ModelOracle: a model object needs its tokenizer (fix: pass tokenizer=...)")
-            self.model, self.tokenizer = path_or_model, tokenizer
+            self.model, self.tokenizer = _given(path_or_model, tokenizer, "ModelOracle")
         cfg = self.model.config
         labels = [str(cfg.id2label.get(i, cfg.id2label.get(str(i), f"LABEL_{i}"))) for i in range(cfg.num_labels)]
         if labels != list(task.label_names):
@@ -185,15 +200,12 @@ class LLMOracle(Oracle):
             raise ConfigError("oracle.batch_size", f"must be > 0, got {batch_size}", "e.g. 8")
         if isinstance(model_name_or_path, str):
             path = resolve_model_path(model_name_or_path, "oracle.llm_model_name_or_path")
-            try:
-                self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-                self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            except (OSError, ValueError) as e:
-                raise OracleError(f"oracle.llm_model_name_or_path: cannot load causal LM {model_name_or_path!r}: {e} (fix: give a local folder, Hub id or bundled:gemma3-270m / bundled:smollm2-135m)") from e
+            self.model, self.tokenizer = _load(
+                lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), lambda: tokenizer or AutoTokenizer.from_pretrained(path),
+                f"oracle.llm_model_name_or_path: cannot load causal LM {model_name_or_path!r}", "give a local folder, Hub id or bundled:gemma3-270m / bundled:smollm2-135m",
+            )
         else:
-            if tokenizer is None:
-                raise OracleError("LLMOracle: a model object needs its tokenizer (fix: pass tokenizer=...)")
-            self.model, self.tokenizer = model_name_or_path, tokenizer
+            self.model, self.tokenizer = _given(model_name_or_path, tokenizer, "LLMOracle")
         self.model.eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -203,20 +215,25 @@ class LLMOracle(Oracle):
         if task.task_type not in _LLM_INSTRUCTIONS:
             raise ConfigError("data.task_type", f"the llm oracle has no instruction for task type {task.task_type!r}", "use sentiment, topic or pair")
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
-        self.shots = self._draw_shots(few_shot, k_shot, seed)
+        if k_shot < 0:
+            raise ConfigError("oracle.llm_k_shot", f"must be >= 0, got {k_shot}", "e.g. 0 (zero-shot) or 4")
+        self.k_shot = k_shot
+        # Without rows yet, the shots are drawn when the loop shows the round's labeled set (observe).
+        self.shots = self._draw_shots(few_shot, k_shot, seed) if few_shot is not None or k_shot == 0 else None
         # Continuations are tokenised alone and appended, so every prompt shares their tokens.
         lead = "" if self.chat else " "
         self._cont_ids = [self.tokenizer.encode(lead + v, add_special_tokens=False) for v in self.verbalizers]
         if any(len(c) == 0 for c in self._cont_ids):
             raise ConfigError("oracle.llm_verbalizers", "a verbaliser encodes to no tokens", "use non-empty words")
 
+    def observe(self, labeled: Any, *, seed: int) -> None:
+        """Draw this round's ``k_shot`` examples from the labeled set (seeded: a resumed run draws alike)."""
+        if self.k_shot:
+            self.shots = self._draw_shots(labeled, self.k_shot, seed)
+
     def _draw_shots(self, few_shot: Any, k_shot: int, seed: int) -> list[tuple[str, str | None, int]]:
-        if k_shot < 0:
-            raise ConfigError("oracle.llm_k_shot", f"must be >= 0, got {k_shot}", "e.g. 0 (zero-shot) or 4")
         if k_shot == 0:
             return []
-        if few_shot is None:
-            raise OracleError(f"LLMOracle: k_shot={k_shot} needs labeled few_shot rows (fix: pass few_shot=<labeled dataset> or set oracle.llm_k_shot: 0)")
         _check_columns(few_shot, self.task, "llm oracle few_shot")
         labels = [int(y) for y in few_shot["label"]]
         usable = [i for i, y in enumerate(labels) if 0 <= y < self.task.num_labels]
@@ -236,6 +253,8 @@ class LLMOracle(Oracle):
 
     def prompt(self, text: str, pair: str | None = None) -> str:
         """The prompt the verbalisers are appended to."""
+        if self.shots is None:
+            raise OracleError(f"LLMOracle: k_shot={self.k_shot} but no labeled rows to draw examples from (fix: pass few_shot=<labeled dataset>, call observe(labeled, seed=...), or set oracle.llm_k_shot: 0)")
         head = f"{_LLM_INSTRUCTIONS[self.task.task_type]} Options: {', '.join(self.verbalizers)}."
         shots = "".join(f"{self._render_item(t, p)}\nLabel: {self.verbalizers[y]}\n\n" for t, p, y in self.shots)
         item = self._render_item(text, pair)
@@ -357,8 +376,8 @@ class HumanOracle(Oracle):
 def make_oracle(kind: str, task: TaskSpec, config: OracleConfig, *, few_shot: Any = None) -> Oracle:
     """Build the oracle ``kind`` (``gold``, ``model``, ``llm`` or ``human``) from the ``oracle`` section.
 
-    ``few_shot`` (labeled rows, e.g. the current labeled set) feeds the llm oracle's
-    ``llm_k_shot`` examples.
+    ``few_shot`` (labeled rows) feeds the llm oracle's ``llm_k_shot`` examples; without it they are
+    drawn from each round's labeled set (:meth:`Oracle.observe`).
     """
     if kind == "gold":
         return GoldOracle()

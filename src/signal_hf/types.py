@@ -57,22 +57,6 @@ class PoolOutputs:
             log_probs=pick(self.log_probs),
         )
 
-    @staticmethod
-    def concat(parts: list["PoolOutputs"]) -> "PoolOutputs":
-        def cat(name: str):
-            ts = [getattr(p, name) for p in parts]
-            if any(t is None for t in ts):
-                return None
-            return torch.cat(ts, 0)
-
-        return PoolOutputs(
-            probs=cat("probs"),
-            embeddings=cat("embeddings"),
-            grad_embeddings=cat("grad_embeddings"),
-            pretrained_embeddings=cat("pretrained_embeddings"),
-            log_probs=cat("log_probs"),
-        )
-
 
 @dataclass
 class AcquisitionState:

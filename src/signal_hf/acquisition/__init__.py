@@ -25,7 +25,9 @@ from .base import (
     top_n,
 )
 from .clustering import distinct_nearest, k_center_greedy, kmeans, kmeans_pp_seeding
-from .neighbours import kl_divergence, knn, signal_scores
+from .neighbours import knn
+from .scores import cal_scores, kl_divergence, signal_scores
+from . import strategies
 from .strategies import (
     BadgeStrategy,
     BertKMStrategy,
@@ -37,7 +39,6 @@ from .strategies import (
     RandomStrategy,
     SignalStrategy,
     badge_gradient_embeddings,
-    cal_scores,
 )
 
 __all__ = [
@@ -54,18 +55,9 @@ __all__ = [
     "kl_divergence",
     "signal_scores",
     "cal_scores",
-    "badge_gradient_embeddings",
     "kmeans",
     "kmeans_pp_seeding",
     "distinct_nearest",
     "k_center_greedy",
-    "RandomStrategy",
-    "EntropyStrategy",
-    "MarginStrategy",
-    "LeastConfidenceStrategy",
-    "BertKMStrategy",
-    "BadgeStrategy",
-    "CALStrategy",
-    "CoreSetStrategy",
-    "SignalStrategy",
+    *strategies.__all__,
 ]

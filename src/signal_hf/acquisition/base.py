@@ -18,10 +18,11 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 import torch
 
-from ..config import AcquisitionConfig
+from .config import AcquisitionConfig
 from ..errors import ConfigError, EmptyPoolError, StrategyError
 from ..types import AcquisitionState, PoolOutputs
 from .neighbours import all_finite
+from .registry import STRATEGIES, available_strategies
 
 __all__ = [
     "QueryStrategy",
@@ -37,9 +38,6 @@ __all__ = [
 
 #: The PoolOutputs fields a strategy may declare in ``requires``.
 POOL_FIELDS: frozenset[str] = frozenset({"probs", "embeddings", "grad_embeddings", "pretrained_embeddings"})
-
-#: name → strategy class; filled by :func:`register_strategy`.
-STRATEGIES: dict[str, type["QueryStrategy"]] = {}
 
 S = TypeVar("S", bound=type["QueryStrategy"])
 
@@ -65,30 +63,15 @@ def register_strategy(name: str) -> Callable[[S], S]:
     return deco
 
 
-def available_strategies() -> list[str]:
-    """Sorted names of the registered strategies."""
-    return sorted(STRATEGIES)
-
-
 def _config_with(config: AcquisitionConfig | None, overrides: dict[str, Any]) -> AcquisitionConfig:
+    """``config`` (default: ``AcquisitionConfig()``) with single fields replaced; the dataclass
+    checks the new values itself."""
     cfg = config if config is not None else AcquisitionConfig()
-    if overrides:
-        names = {f.name for f in dataclasses.fields(AcquisitionConfig)}
-        for key in overrides:
-            if key not in names:
-                raise ConfigError(f"acquisition.{key}", "unknown key", f"valid keys: {', '.join(sorted(names))}")
-        cfg = dataclasses.replace(cfg, **overrides)
-    if isinstance(cfg.k, bool) or not isinstance(cfg.k, int) or cfg.k <= 0:
-        raise ConfigError("acquisition.k", f"must be a positive integer, got {cfg.k!r}", "e.g. 10")
-    if not isinstance(cfg.eps, (int, float)) or not cfg.eps > 0:
-        raise ConfigError("acquisition.eps", f"must be > 0, got {cfg.eps!r}", "e.g. 1e-4")
-    if cfg.neighbours not in ("labeled", "all"):
-        raise ConfigError("acquisition.neighbours", f"{cfg.neighbours!r} is not one of ['labeled', 'all']", "use labeled or all")
-    if cfg.distance not in ("euclidean", "cosine"):
-        raise ConfigError("acquisition.distance", f"{cfg.distance!r} is not one of ['euclidean', 'cosine']", "use euclidean or cosine")
-    if isinstance(cfg.knn_batch_size, bool) or not isinstance(cfg.knn_batch_size, int) or cfg.knn_batch_size <= 0:
-        raise ConfigError("acquisition.knn_batch_size", f"must be a positive integer, got {cfg.knn_batch_size!r}", "e.g. 4096")
-    return cfg
+    names = {f.name for f in dataclasses.fields(AcquisitionConfig)}
+    for key in overrides:
+        if key not in names:
+            raise ConfigError(f"acquisition.{key}", "unknown key", f"valid keys: {', '.join(sorted(names))}")
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
 def get_strategy(name: str, config: AcquisitionConfig | None = None, **overrides: Any) -> "QueryStrategy":

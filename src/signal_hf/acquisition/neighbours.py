@@ -1,7 +1,4 @@
-"""Batched k-nearest-neighbours, the KL divergence, and the SIGnAL score.
-
-Everything here works on plain tensors so that the RL reward can score generated texts that are
-in no pool: :func:`signal_scores` takes the query points and the reference set explicitly.
+"""Batched exact k-nearest-neighbours in the classifier's embedding space Φ (torch, or faiss).
 
 Memory: :func:`knn` never builds the full ``nq × nr`` distance matrix; it walks the queries in
 blocks whose ``rows × nr`` stays under :data:`MAX_BLOCK_ELEMENTS` (and under ``batch_size`` rows).
@@ -15,9 +12,8 @@ from typing import Literal
 import torch
 
 from ..errors import StrategyError
-from ..types import PROB_FLOOR
 
-__all__ = ["knn", "kl_divergence", "signal_scores", "all_finite", "MAX_BLOCK_ELEMENTS", "PROB_FLOOR"]
+__all__ = ["knn", "all_finite", "MAX_BLOCK_ELEMENTS", "Distance"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +119,32 @@ def knn(
     Raises:
         StrategyError: bad shapes, ``k <= 0``, an unknown distance, or an empty reference set.
     """
+    query, reference, exclude, kk = _checked_inputs(query, reference, k, distance, exclude)
+    has_excl = exclude is not None
+    nq, nr = query.shape[0], reference.shape[0]
+    if nq == 0:
+        return query.new_empty((0, kk)), torch.empty((0, kk), dtype=torch.long, device=query.device)
+    # One extra candidate per row when excluding: the excluded row can take at most one slot.
+    k_search = min(kk + (1 if has_excl else 0), nr)
+    q_sq = (query * query).sum(-1)
+    r_sq = (reference * reference).sum(-1)
+    found = _faiss_search(query, reference, k_search, distance) if use_faiss else None
+    cand_val, cand_idx = found if found is not None else _torch_search(query, reference, r_sq, q_sq, k_search, distance, batch_size, exclude)
+    if distance == "cosine":
+        cand_dist = cand_val.clamp(0.0, 2.0)
+    else:
+        cand_dist = _euclidean_distances(query, reference, q_sq, r_sq, cand_val, cand_idx)
+    if has_excl:
+        cand_dist[cand_idx == exclude.unsqueeze(1)] = float("inf")
+    # Sort the candidates by row, then stably by distance: equal distances keep the lower row first.
+    by_row = torch.sort(cand_idx, dim=1).indices
+    cand_idx, cand_dist = cand_idx.gather(1, by_row), cand_dist.gather(1, by_row)
+    order = torch.sort(cand_dist, dim=1, stable=True).indices[:, :kk]
+    return cand_dist.gather(1, order), cand_idx.gather(1, order)
+
+
+def _checked_inputs(query, reference, k, distance, exclude) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """Float matrices of one dtype, the exclusions (``None`` when no row has one), and ``k'``."""
     query = _as_float_matrix(query, "query")
     reference = _as_float_matrix(reference, "reference")
     _check_distance(distance)
@@ -142,161 +164,59 @@ def knn(
             raise StrategyError(f"exclude: expected shape ({nq},), got {tuple(exclude.shape)}")
         if bool(((exclude < -1) | (exclude >= nr)).any()):
             raise StrategyError(f"exclude: entries must be -1 or a row of the reference (0..{nr - 1})")
-        has_excl = bool((exclude >= 0).any())
-    else:
-        has_excl = False
-    available = nr - 1 if has_excl else nr
+        if not bool((exclude >= 0).any()):
+            exclude = None
+    available = nr - 1 if exclude is not None else nr
     if available <= 0:
         raise StrategyError(
             f"reference: no neighbours available ({nr} reference rows"
-            + (", each query excludes itself" if has_excl else "")
+            + (", each query excludes itself" if exclude is not None else "")
             + ") (fix: label some examples first or use a larger reference set)"
         )
-    kk = min(k, available)
-    if nq == 0:
-        return query.new_empty((0, kk)), torch.empty((0, kk), dtype=torch.long, device=query.device)
-    # One extra candidate per row when excluding: the excluded row can take at most one slot.
-    k_search = min(kk + (1 if has_excl else 0), nr)
-
-    q_sq = (query * query).sum(-1)
-    r_sq = (reference * reference).sum(-1)
-    found = _faiss_search(query, reference, k_search, distance) if use_faiss else None
-    if found is not None:
-        cand_val, cand_idx = found
-    else:
-        cand_val = torch.empty((nq, k_search), dtype=query.dtype, device=query.device)
-        cand_idx = torch.empty((nq, k_search), dtype=torch.long, device=query.device)
-        rows = _block_rows(batch_size, nr)
-        if distance == "cosine":
-            ref_n = torch.nn.functional.normalize(reference, dim=-1)
-        for s in range(0, nq, rows):
-            qb = query[s : s + rows]
-            # Rank by a per-row shifted distance (one fused matmul, no extra block-sized temporaries):
-            # cosine: −cos = (1 − cos) − 1; euclidean: |r|² − 2q·r = d² − |q|².
-            if distance == "cosine":
-                d = torch.nn.functional.normalize(qb, dim=-1) @ ref_n.T
-                d.neg_()
-            else:
-                d = torch.addmm(r_sq.unsqueeze(0), qb, reference.T, alpha=-2.0)
-            if has_excl:
-                eb = exclude[s : s + rows]
-                r = (eb >= 0).nonzero().squeeze(1)
-                d[r, eb[r]] = float("inf")
-            top = torch.topk(d, k_search, dim=1, largest=False, sorted=True)
-            shift = 1.0 if distance == "cosine" else q_sq[s : s + rows].unsqueeze(1)
-            cand_val[s : s + rows], cand_idx[s : s + rows] = top.values + shift, top.indices
-    if distance == "cosine":
-        cand_dist = cand_val.clamp(0.0, 2.0)
-    else:
-        cand_dist = cand_val.clamp_min(0.0)
-        # The expansion |q|²+|r|²−2q·r has an absolute error ~1e-7·(|q|²+|r|²): harmless unless the
-        # distance is tiny, which is exactly where SIGnAL's eps floor acts. Recompute those pairs
-        # from the difference vectors (few in practice; gathered pairs only, never a full block).
-        scale = q_sq.unsqueeze(1) + r_sq[cand_idx]
-        near = (cand_dist < 1e-2 * scale).nonzero()
-        if near.numel():
-            qi, cj = near[:, 0], near[:, 1]
-            step = max(1, MAX_BLOCK_ELEMENTS // max(query.shape[1], 1))
-            for s in range(0, qi.numel(), step):
-                qs, cs = qi[s : s + step], cj[s : s + step]
-                cand_dist[qs, cs] = (query[qs] - reference[cand_idx[qs, cs]]).norm(dim=-1).square()
-        cand_dist = cand_dist.sqrt()
-    if has_excl:
-        cand_dist[cand_idx == exclude.unsqueeze(1)] = float("inf")
-    # Sort the candidates by row, then stably by distance: equal distances keep the lower row first.
-    by_row = torch.sort(cand_idx, dim=1).indices
-    cand_idx, cand_dist = cand_idx.gather(1, by_row), cand_dist.gather(1, by_row)
-    order = torch.sort(cand_dist, dim=1, stable=True).indices[:, :kk]
-    return cand_dist.gather(1, order), cand_idx.gather(1, order)
+    return query, reference, exclude, min(k, available)
 
 
-def kl_divergence(p: torch.Tensor, q: torch.Tensor, *, log_p: torch.Tensor | None = None, log_q: torch.Tensor | None = None) -> torch.Tensor:
-    """``KL(p ‖ q) = Σ_c p_c (log p_c − log q_c)`` over the last dimension (broadcasting).
+def _torch_search(query, reference, r_sq, q_sq, k_search: int, distance: str, batch_size: int, exclude) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, rows)`` of the ``k_search`` nearest reference rows, block by block: values are
+    ``1 − cos`` (cosine) or squared L2 from the expansion (euclidean)."""
+    nq, nr = query.shape[0], reference.shape[0]
+    cand_val = torch.empty((nq, k_search), dtype=query.dtype, device=query.device)
+    cand_idx = torch.empty((nq, k_search), dtype=torch.long, device=query.device)
+    rows = _block_rows(batch_size, nr)
+    ref_n = torch.nn.functional.normalize(reference, dim=-1) if distance == "cosine" else None
+    for s in range(0, nq, rows):
+        qb = query[s : s + rows]
+        # Rank by a per-row shifted distance (one fused matmul, no extra block-sized temporaries):
+        # cosine: −cos = (1 − cos) − 1; euclidean: |r|² − 2q·r = d² − |q|².
+        if ref_n is not None:
+            d = torch.nn.functional.normalize(qb, dim=-1) @ ref_n.T
+            d.neg_()
+        else:
+            d = torch.addmm(r_sq.unsqueeze(0), qb, reference.T, alpha=-2.0)
+        if exclude is not None:
+            eb = exclude[s : s + rows]
+            r = (eb >= 0).nonzero().squeeze(1)
+            d[r, eb[r]] = float("inf")
+        top = torch.topk(d, k_search, dim=1, largest=False, sorted=True)
+        shift = 1.0 if ref_n is not None else q_sq[s : s + rows].unsqueeze(1)
+        cand_val[s : s + rows], cand_idx[s : s + rows] = top.values + shift, top.indices
+    return cand_val, cand_idx
 
-    Pass ``log_p``/``log_q`` (``log_softmax`` of the logits) whenever the classifier has them: they
-    stay exact where a probability underflows. Without them the probabilities are clamped to
-    ``≥ PROB_FLOOR`` before the log, so zeros give finite values (a zero ``p_c`` contributes 0) —
-    but once logit gaps exceed ~28 the clamp changes the score.
+
+def _euclidean_distances(query, reference, q_sq, r_sq, cand_val, cand_idx) -> torch.Tensor:
+    """L2 distances of the candidate pairs from their squared-expansion values.
+
+    The expansion |q|²+|r|²−2q·r has an absolute error ~1e-7·(|q|²+|r|²): harmless unless the
+    distance is tiny, which is exactly where SIGnAL's eps floor acts. Those pairs are recomputed from
+    the difference vectors (few in practice; gathered pairs only, never a full block).
     """
-    lp = p.clamp_min(PROB_FLOOR).log() if log_p is None else log_p.to(p.dtype)
-    lq = q.clamp_min(PROB_FLOOR).log() if log_q is None else log_q.to(p.dtype)
-    return (p * (lp - lq)).sum(-1)
-
-
-def neighbour_log_probs(query_log_probs: torch.Tensor | None, ref_log_probs: torch.Tensor | None, idx: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(nq, 1, C)`` query and ``(nq, k, C)`` neighbour log-probabilities for a kNN result ``idx``
-    (``None`` where not given), shaped like the probabilities :func:`kl_divergence` receives."""
-    lp_i = None if query_log_probs is None else query_log_probs.unsqueeze(1)
-    lp_j = None if ref_log_probs is None else ref_log_probs[idx]
-    return lp_i, lp_j
-
-
-def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
-    probs = _as_float_matrix(probs, name)
-    if probs.shape[1] < 1:
-        raise StrategyError(f"{name}: has no class columns (shape {tuple(probs.shape)})")
-    if probs.numel() and not all_finite(probs):
-        raise StrategyError(f"{name}: contains NaN or inf (fix: check the classifier outputs)")
-    return probs
-
-
-@torch.no_grad()
-def signal_scores(
-    query_probs: torch.Tensor,
-    query_emb: torch.Tensor,
-    ref_probs: torch.Tensor,
-    ref_emb: torch.Tensor,
-    *,
-    k: int,
-    eps: float,
-    distance: Distance = "euclidean",
-    exclude_self: torch.Tensor | None = None,
-    batch_size: int = 4096,
-    use_faiss: bool = False,
-    query_log_probs: torch.Tensor | None = None,
-    ref_log_probs: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """SIGnAL acquisition score of each query point against a reference set.
-
-    ``s(x_i) = 1/k' Σ_{j ∈ kNN(i)} KL(p_i ‖ p_j) / max(d(Φ_i, Φ_j), eps)`` where the neighbours are the
-    ``k' = min(k, available)`` nearest reference rows in embedding space.
-
-    Args:
-        query_probs: ``(nq, C)`` class probabilities of the points to score (they need not be in any
-            pool, e.g. freshly generated texts).
-        query_emb: ``(nq, d)`` their embeddings Φ.
-        ref_probs: ``(nr, C)`` probabilities of the reference points (the labeled set, or all points).
-        ref_emb: ``(nr, d)`` their embeddings.
-        k: neighbours per point (fewer when the reference is smaller).
-        eps: floor of the distance in the denominator (> 0), so duplicates do not divide by zero.
-        distance: ``euclidean`` or ``cosine``.
-        exclude_self: ``(nq,)`` long tensor, each query's own row in the reference or ``-1``; a point
-            is never its own neighbour (needed when the reference contains the queries).
-        batch_size: query rows per kNN block.
-        use_faiss: see :func:`knn`.
-        query_log_probs / ref_log_probs: ``log_softmax`` of the logits, used for the KL's logs
-            when given (see :func:`kl_divergence`).
-
-    Returns:
-        ``(nq,)`` scores, higher = more informative.
-    """
-    query_probs = _check_probs(query_probs, "query_probs")
-    ref_probs = _check_probs(ref_probs, "ref_probs")
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise StrategyError(f"eps: must be > 0, got {eps!r} (fix: e.g. 1e-4)")
-    if query_probs.shape[1] != ref_probs.shape[1]:
-        raise StrategyError(
-            f"query_probs/ref_probs: class counts differ ({query_probs.shape[1]} vs {ref_probs.shape[1]})"
-        )
-    if query_emb.shape[0] != query_probs.shape[0]:
-        raise StrategyError(f"query_emb: has {query_emb.shape[0]} rows but query_probs has {query_probs.shape[0]}")
-    if ref_emb.shape[0] != ref_probs.shape[0]:
-        raise StrategyError(f"ref_emb: has {ref_emb.shape[0]} rows but ref_probs has {ref_probs.shape[0]}")
-    dist, idx = knn(query_emb, ref_emb, k, distance=distance, batch_size=batch_size,
-                    use_faiss=use_faiss, exclude=exclude_self)
-    # (nq, k', C) gathered neighbour probabilities; k' and C are small.
-    p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
-    p_j = ref_probs[idx]
-    lp_i, lp_j = neighbour_log_probs(query_log_probs, ref_log_probs, idx)
-    kl = kl_divergence(p_i, p_j, log_p=lp_i, log_q=lp_j)
-    return (kl / dist.to(kl.dtype).clamp_min(eps)).mean(1)
+    cand_dist = cand_val.clamp_min(0.0)
+    scale = q_sq.unsqueeze(1) + r_sq[cand_idx]
+    near = (cand_dist < 1e-2 * scale).nonzero()
+    if near.numel():
+        qi, cj = near[:, 0], near[:, 1]
+        step = max(1, MAX_BLOCK_ELEMENTS // max(query.shape[1], 1))
+        for s in range(0, qi.numel(), step):
+            qs, cs = qi[s : s + step], cj[s : s + step]
+            cand_dist[qs, cs] = (query[qs] - reference[cand_idx[qs, cs]]).norm(dim=-1).square()
+    return cand_dist.sqrt()

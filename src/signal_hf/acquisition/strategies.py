@@ -9,10 +9,10 @@ from typing import ClassVar
 import torch
 
 from ..errors import StrategyError
-from ..types import AcquisitionState, PoolOutputs
+from ..types import PROB_FLOOR, AcquisitionState, PoolOutputs
 from .base import ScoreStrategy, SetStrategy, _rows, register_strategy
 from .clustering import distinct_nearest, k_center_greedy, kmeans, kmeans_pp_seeding
-from .neighbours import PROB_FLOOR, kl_divergence, knn, neighbour_log_probs, signal_scores
+from .scores import cal_scores, signal_scores
 
 __all__ = [
     "RandomStrategy",
@@ -22,9 +22,9 @@ __all__ = [
     "BertKMStrategy",
     "BadgeStrategy",
     "CALStrategy",
+    "CoreSetStrategy",
     "SignalStrategy",
     "badge_gradient_embeddings",
-    "cal_scores",
 ]
 
 
@@ -168,37 +168,6 @@ class CoreSetStrategy(SetStrategy):
 
 
 # ---------------------------------------------------------------- neighbourhood: CAL, SIGnAL
-
-
-def cal_scores(
-    query_probs: torch.Tensor,
-    query_emb: torch.Tensor,
-    ref_probs: torch.Tensor,
-    ref_emb: torch.Tensor,
-    *,
-    k: int,
-    distance: str = "euclidean",
-    batch_size: int = 4096,
-    use_faiss: bool = False,
-    query_log_probs: torch.Tensor | None = None,
-    ref_log_probs: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """CAL score (Margatina et al. 2021, reference implementation): the mean over the ``k`` nearest
-    reference (labeled) points ``x_j`` of ``KL(p(y|x_j) ‖ p(y|x_i))``. No distance weighting.
-    ``*_log_probs`` (``log_softmax`` of the logits, as the reference's ``KLDivLoss`` input) are
-    used for the logs when given.
-
-    Returns ``(nq,)`` scores, higher = more informative.
-    """
-    if query_probs.shape[0] != query_emb.shape[0] or ref_probs.shape[0] != ref_emb.shape[0]:
-        raise StrategyError("cal_scores: probs and embeddings must have the same number of rows")
-    if query_probs.shape[1] != ref_probs.shape[1]:
-        raise StrategyError(f"cal_scores: class counts differ ({query_probs.shape[1]} vs {ref_probs.shape[1]})")
-    _, idx = knn(query_emb, ref_emb, k, distance=distance, batch_size=batch_size, use_faiss=use_faiss)
-    p_i = query_probs.unsqueeze(1).to(ref_probs.dtype)
-    # The reference code's KLDivLoss(log q_candidate, p_neighbour) = KL(p_neighbour ‖ q_candidate).
-    lp_i, lp_j = neighbour_log_probs(query_log_probs, ref_log_probs, idx)
-    return kl_divergence(ref_probs[idx], p_i, log_p=lp_j, log_q=lp_i).mean(1)
 
 
 class _NeighbourStrategy(ScoreStrategy):

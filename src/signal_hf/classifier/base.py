@@ -50,6 +50,11 @@ def outputs_from_logits(logits: torch.Tensor, head_input: torch.Tensor, *, grad_
 class Classifier(ABC):
     """A target classifier M after one round's fit."""
 
+    #: Small enough to keep in memory after its round, so a later pass over new candidates (a
+    #: generative round, another strategy's trial) scores with it instead of refitting: true for a
+    #: head on shared, cached embeddings; a fine-tuned encoder is refitted (the same result) instead.
+    keep_after_round: bool = False
+
     @abstractmethod
     def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
         """One inference pass over ``dataset`` (normalised ``text``/``text_pair`` columns)."""

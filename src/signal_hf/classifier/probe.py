@@ -29,6 +29,8 @@ class ProbeClassifier(HeadOnEmbeddings):
         eval_dataset: the test set :meth:`accuracy` uses by default.
     """
 
+    keep_after_round = True  # a head on the run's shared encoder cache
+
     def __init__(self, config: ClassifierConfig, task: TaskSpec, *, eval_dataset: Dataset | None = None):
         self.config = config
         self.task = task

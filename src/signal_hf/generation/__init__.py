@@ -1,14 +1,14 @@
 """Few-shot synthetic-text generation (:class:`Generator`) and its recipe sections.
 
 The config dataclasses import nothing heavy (recipes are validated before any model loads); the
-generator, prompt and post-processing modules (torch, transformers, peft) load on first use.
+generator, model-loading, prompt and post-processing modules (torch, transformers, peft) load on
+first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .config import GeneratorConfig, OracleConfig, check_generator_config
+from .._lazy import lazy_getattr
+from .config import GeneratorConfig, OracleConfig
 
 __all__ = [
     "DROP_REASONS",
@@ -17,7 +17,6 @@ __all__ = [
     "GeneratorConfig",
     "NearDuplicateIndex",
     "OracleConfig",
-    "check_generator_config",
     "dedup_key",
     "default_instruction",
     "load_base_model",
@@ -28,25 +27,17 @@ __all__ = [
     "synthetic_features",
 ]
 
-_LAZY = {
-    "Generator": "generator",
-    "GenerationStats": "generator",
-    "load_base_model": "generator",
-    "synthetic_features": "generator",
-    "NearDuplicateIndex": "postprocess",
-    "parse_completion": "postprocess",
-    "normalize_text": "postprocess",
-    "dedup_key": "postprocess",
-    "DROP_REASONS": "postprocess",
-    "default_instruction": "prompts",
-    "render_prompt": "prompts",
-    "sample_example_indices": "prompts",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {
+    "Generator": ".generator",
+    "GenerationStats": ".generator",
+    "synthetic_features": ".generator",
+    "load_base_model": ".model",
+    "NearDuplicateIndex": ".postprocess",
+    "parse_completion": ".postprocess",
+    "normalize_text": ".postprocess",
+    "dedup_key": ".postprocess",
+    "DROP_REASONS": ".postprocess",
+    "default_instruction": ".prompts",
+    "render_prompt": ".prompts",
+    "sample_example_indices": ".prompts",
+})

@@ -1,13 +1,27 @@
-"""Configuration of the few-shot generator (recipe section ``generator``)."""
+"""Configuration of the few-shot generator and of the labelling oracles (recipe sections ``generator``, ``oracle``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Literal
+
+from ..checks import check_choices, in_unit_interval, non_negative, positive
+from ..errors import ConfigError
+
+__all__ = ["GeneratorConfig", "OracleConfig"]
+
+# ``device`` is open-ended (any CUDA index), so it is a str checked against this pattern.
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
 class GeneratorConfig:
     """How synthetic unlabeled instances are written each round.
+
+    Every value is checked when the section is built (``__post_init__``), whether or not
+    ``enabled``; what needs the machine (4-bit needs CUDA, a CUDA device must exist) is checked
+    when the model loads.
 
     Attributes:
         enabled: generate synthetic candidates at all (only the ``signal`` strategy uses them).
@@ -64,14 +78,29 @@ class GeneratorConfig:
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=list)
     adapter_name_or_path: str | None = None
-    prompt_style: str = "auto"
+    prompt_style: Literal["auto", "chat", "completion"] = "auto"
     min_words: int = 3
     max_words: int = 64
     max_chars: int = 600
     near_duplicate_threshold: float = 0.8
     near_duplicate_ngram: int = 4
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choices("generator", self)  # prompt_style, dtype
+        for name, example in (("num_examples", "3"), ("max_new_tokens", "40"), ("temperature", "1.0"), ("batch_size", "8"),
+                              ("candidates_per_round", "2.0"), ("lora_r", "8"), ("lora_alpha", "16"), ("max_chars", "600"),
+                              ("near_duplicate_ngram", "4")):
+            positive(f"generator.{name}", getattr(self, name), f"e.g. {example}")
+        in_unit_interval("generator.top_p", self.top_p, "e.g. 0.95")
+        in_unit_interval("generator.lora_dropout", self.lora_dropout, "e.g. 0.05", low_open=False, high_open=True)
+        in_unit_interval("generator.near_duplicate_threshold", self.near_duplicate_threshold, "e.g. 0.8 (1.0 = exact duplicates only)")
+        non_negative("generator.min_words", self.min_words, "e.g. 3")
+        if self.max_words < max(self.min_words, 1):
+            raise ConfigError("generator.max_words", f"must be >= max(min_words, 1), got {self.max_words}", "e.g. 64")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError("generator.device", f"unknown device {self.device!r}", "use auto, cpu, cuda or cuda:N")
 
 
 @dataclass
@@ -86,57 +115,25 @@ class OracleConfig:
             with ``signal-hf train-annotator RECIPE``.
         llm_model_name_or_path: causal LM of the ``llm`` oracle (same forms as the generator's).
         llm_k_shot: labeled examples shown to the ``llm`` oracle before each item (0 = zero-shot;
-            drawn, seeded, from the few-shot set the loop passes, normally the labeled set L).
-        llm_verbalizers: words the ``llm`` oracle scores for each label, in label order; empty =
-            the label names themselves (e.g. ``[yes, no]`` for QNLI's entailment/not_entailment).
+            drawn, seeded, from the few-shot set the loop passes, normally the labeled set L); >= 0.
+        llm_verbalizers: words the ``llm`` oracle scores for each label, in label order, no word
+            twice; empty = the label names themselves (e.g. ``[yes, no]`` for QNLI's
+            entailment/not_entailment). That there is one per label is checked when the oracle is built.
         batch_size: sequences per forward pass of the ``model`` oracle (one per item) and the
             ``llm`` oracle (one per item and label, so ``batch_size // num_labels`` items).
     """
 
-    real: str = "gold"
-    synthetic: str = "model"
+    real: Literal["gold"] = "gold"
+    synthetic: Literal["model", "llm", "human"] = "model"
     annotator_path: str | None = None
     llm_model_name_or_path: str = "bundled:gemma3-270m"
     llm_k_shot: int = 0
     llm_verbalizers: list[str] = field(default_factory=list)
     batch_size: int = 64
 
-
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def check_generator_config(g: GeneratorConfig, section: str = "generator") -> None:
-    """Check the generator fields ``signal_hf.config.validate`` does not cover. Raises ConfigError.
-
-    Imports nothing heavy, so recipe validation can call it before any model is loaded.
-    """
-    from ..errors import ConfigError
-
-    def positive(name: str, value: float, fix: str) -> None:
-        if value is None or value <= 0:
-            raise ConfigError(f"{section}.{name}", f"must be > 0, got {value!r}", fix)
-
-    positive("num_examples", g.num_examples, "e.g. 3")
-    positive("max_new_tokens", g.max_new_tokens, "e.g. 40")
-    positive("temperature", g.temperature, "e.g. 1.0")
-    if not (0 < g.top_p <= 1):
-        raise ConfigError(f"{section}.top_p", f"must be in (0, 1], got {g.top_p}", "e.g. 0.95")
-    positive("batch_size", g.batch_size, "e.g. 8")
-    positive("lora_r", g.lora_r, "e.g. 8")
-    positive("lora_alpha", g.lora_alpha, "e.g. 16")
-    if not (0 <= g.lora_dropout < 1):
-        raise ConfigError(f"{section}.lora_dropout", f"must be in [0, 1), got {g.lora_dropout}", "e.g. 0.05")
-    if g.prompt_style not in ("auto", "chat", "completion"):
-        raise ConfigError(f"{section}.prompt_style", f"unknown style {g.prompt_style!r}", "use auto, chat or completion")
-    if g.min_words < 0:
-        raise ConfigError(f"{section}.min_words", f"must be >= 0, got {g.min_words}", "e.g. 3")
-    if g.max_words < max(g.min_words, 1):
-        raise ConfigError(f"{section}.max_words", f"must be >= max(min_words, 1), got {g.max_words}", "e.g. 64")
-    positive("max_chars", g.max_chars, "e.g. 600")
-    if not (0 < g.near_duplicate_threshold <= 1):
-        raise ConfigError(f"{section}.near_duplicate_threshold", f"must be in (0, 1], got {g.near_duplicate_threshold}", "e.g. 0.8 (1.0 = exact duplicates only)")
-    positive("near_duplicate_ngram", g.near_duplicate_ngram, "e.g. 4")
-    if g.dtype not in _DTYPES:
-        raise ConfigError(f"{section}.dtype", f"unknown dtype {g.dtype!r}", f"use one of {list(_DTYPES)}")
-    if not (g.device in ("auto", "cpu", "cuda") or g.device.startswith("cuda:")):
-        raise ConfigError(f"{section}.device", f"unknown device {g.device!r}", "use auto, cpu, cuda or cuda:N")
+    def __post_init__(self) -> None:
+        check_choices("oracle", self)  # real, synthetic
+        non_negative("oracle.llm_k_shot", self.llm_k_shot, "e.g. 0 (zero-shot) or 4")
+        if len(set(self.llm_verbalizers)) != len(self.llm_verbalizers):
+            raise ConfigError("oracle.llm_verbalizers", f"lists a word twice: {self.llm_verbalizers}", "give one distinct word per label")
+        positive("oracle.batch_size", self.batch_size, "e.g. 64")

@@ -3,7 +3,8 @@
 Each round it builds ``n`` prompts (instruction + p seeded real examples, see :mod:`.prompts`),
 samples one completion per prompt in left-padded batches under a fixed seed, cleans them and drops
 invalid ones and (near-)duplicates of S, R, L and of each other (:mod:`.postprocess`). The model is
-always a :class:`peft.PeftModel` so the RL module can train the adapter in place.
+always a :class:`peft.PeftModel` (loaded by :mod:`.model`) so the RL module can train the adapter in
+place.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import dataclasses
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..bundled import resolve_model_path
 from ..errors import ConfigError, DataError, GenerationError
 from ..types import TaskSpec
-from .config import GeneratorConfig, check_generator_config
+from .config import GeneratorConfig
+from .model import attach_lora, load_base_model
 from .postprocess import DROP_REASONS, NearDuplicateIndex, dedup_key, parse_completion
-from .prompts import (
-    default_instruction,
-    render_example,
-    render_prompt,
-    sample_example_indices,
-    uses_chat_template,
-)
+from .prompts import default_instruction, render_example, render_prompt, sample_example_indices, uses_chat_template
 
 __all__ = ["GenerationStats", "Generator", "load_base_model", "synthetic_features"]
 
@@ -52,9 +47,6 @@ class GenerationStats:
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"generated": self.generated, "kept": self.kept, "dropped": dict(self.dropped)}
-
 
 def synthetic_features(task: TaskSpec):
     """``datasets.Features`` of the synthetic rows (normalised columns + generation metadata)."""
@@ -66,98 +58,6 @@ def synthetic_features(task: TaskSpec):
         cols["text_pair"] = Value("string")
     cols.update(prompt=Value("string"), generator_revision=Value("string"), round=Value("int64"))
     return Features(cols)
-
-
-def _device(config: GeneratorConfig) -> torch.device:
-    if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(config.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GenerationError(f"generator.device: {config.device!r} asked for but no CUDA GPU is available (fix: set generator.device: auto or cpu)")
-    return dev
-
-
-def _dtype(config: GeneratorConfig, device: torch.device) -> torch.dtype:
-    if config.dtype != "auto":
-        return getattr(torch, config.dtype)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
-
-
-def load_base_model(config: GeneratorConfig, *, field_prefix: str = "generator") -> tuple[Any, Any]:
-    """Load the base causal LM and tokenizer the config names (no adapter yet).
-
-    ``load_in_4bit`` quantises with bitsandbytes NF4 (bf16 compute) and prepares the model for
-    k-bit training; it needs CUDA and fails with a :class:`GenerationError` otherwise.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = _device(config)
-    kwargs: dict[str, Any] = {}
-    if config.load_in_4bit:
-        # Checked before resolving the model: converting a bundled GGUF takes a minute.
-        if device.type != "cuda":
-            raise GenerationError(
-                f"{field_prefix}.load_in_4bit: 4-bit NF4 quantisation (bitsandbytes) needs a CUDA GPU, but the generator runs on {device.type} "
-                f"(fix: set {field_prefix}.load_in_4bit: false on CPU — LoRA then trains on the full-precision model)"
-            )
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise GenerationError(f"{field_prefix}.load_in_4bit: needs the bitsandbytes package (fix: pip install 'signal_hf[gpu]')") from None
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": device.index if device.index is not None else torch.cuda.current_device()}
-    else:
-        kwargs["dtype"] = _dtype(config, device)
-    path = resolve_model_path(config.model_name_or_path, f"{field_prefix}.model_name_or_path", gguf_file=config.gguf_file)
-    if config.revision:
-        kwargs["revision"] = config.revision
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **({"revision": config.revision} if config.revision else {}))
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as e:
-        raise GenerationError(
-            f"{field_prefix}.model_name_or_path: cannot load causal LM {config.model_name_or_path!r}: {e} "
-            "(fix: give a local folder, a Hub model id (with generator.revision), or bundled:gemma3-270m / bundled:smollm2-135m)"
-        ) from e
-    if config.load_in_4bit:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    else:
-        model.to(device)
-    return model, tokenizer
-
-
-def _attach_lora(base: Any, config: GeneratorConfig) -> Any:
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    if isinstance(base, PeftModel):
-        return base
-    if config.adapter_name_or_path:
-        extra = {"revision": config.adapter_revision} if config.adapter_revision else {}
-        try:
-            return PeftModel.from_pretrained(base, str(config.adapter_name_or_path), is_trainable=True, **extra)
-        except (OSError, ValueError) as e:
-            raise GenerationError(
-                f"generator.adapter_name_or_path: cannot load the LoRA adapter {config.adapter_name_or_path!r}"
-                f"{' at revision ' + repr(config.adapter_revision) if config.adapter_revision else ''}: {e} "
-                "(fix: give a folder written by Generator.save_adapter or a Hub adapter repo and its revision)"
-            ) from e
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_target_modules) or None,
-        task_type="CAUSAL_LM",
-    )
-    try:
-        return get_peft_model(base, lora)
-    except ValueError as e:
-        raise ConfigError("generator.lora_target_modules", str(e), "name modules of this architecture (e.g. [q_proj, v_proj]) or leave it empty") from e
 
 
 def _newline_token_ids(tokenizer: Any) -> list[int]:
@@ -213,7 +113,7 @@ class Generator:
     """
 
     def __init__(self, config: GeneratorConfig, task: TaskSpec, *, model: Any = None, tokenizer: Any = None):
-        check_generator_config(config)
+        # The config's values were checked when it was built; what follows needs the given model.
         if config.adapter_revision and not config.adapter_name_or_path and model is None:
             raise ConfigError("generator.adapter_revision", "is set but no adapter is named", "set generator.adapter_name_or_path to the adapter folder or Hub repo")
         self.config = config
@@ -228,7 +128,7 @@ class Generator:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
-        self.model = _attach_lora(model, config)
+        self.model = attach_lora(model, config)
         if config.adapter_name_or_path:
             self.revision = config.adapter_revision or str(config.adapter_name_or_path)
         else:
@@ -237,6 +137,9 @@ class Generator:
         self.chat = uses_chat_template(tokenizer, config.prompt_style)
         self._stop_ids = _stop_token_ids(self.model, tokenizer)
         self._newline_ids = _newline_token_ids(tokenizer)
+        # RL rollouts end at the same example boundary as generation: TRL (and our PPO) sample until,
+        # and mask the completion after, the first of ``model.generation_config.eos_token_id``.
+        self.model.generation_config.eos_token_id = list(self._stop_ids)
 
     @classmethod
     def from_pretrained(
@@ -352,6 +255,13 @@ class Generator:
                 parsed[i] = (None, reason)
         return parsed
 
+    def completion_parser(self, real_pool: Any, existing_texts: Iterable[Any] = ()) -> Callable[[Sequence[str]], list[tuple[dict | None, str | None]]]:
+        """``parse(completions)``: :meth:`parse_batch` against the real pool, ``existing_texts`` (S, L)
+        and the batch itself: what :meth:`generate` keeps, and what the RL reward does not penalise."""
+        pool_keys = (dedup_key(t, tp) for t, tp in zip(real_pool["text"], real_pool["text_pair"] if self.task.is_pair else [None] * len(real_pool)) if t)
+        keys = [*_existing_keys(existing_texts), *pool_keys]
+        return lambda completions: self.parse_batch(completions, keys)
+
     def generate(
         self,
         real_pool: Any,
@@ -373,8 +283,7 @@ class Generator:
             raise GenerationError(f"n: cannot generate {n} candidates (fix: pass n >= 0)")
         prompts = self.build_prompts(real_pool, n, seed=seed)
         completions = self.generate_raw(prompts, seed=seed)
-        pool_keys = (dedup_key(t, tp) for t, tp in zip(real_pool["text"], real_pool["text_pair"] if self.task.is_pair else [None] * len(real_pool)) if t)
-        results = self.parse_batch(completions, [*_existing_keys(existing_texts), *pool_keys])
+        results = self.completion_parser(real_pool, existing_texts)(completions)
 
         cols: dict[str, list] = {k: [] for k in synthetic_features(self.task)}
         dropped: Counter[str] = Counter()

@@ -5,8 +5,7 @@ Trainers are imported lazily (TRL is heavy); ``from signal_hf.rl import optimize
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._lazy import lazy_getattr
 from .config import RLConfig
 from .optimize import optimize_generator
 from .rewards import AcquisitionReward
@@ -21,17 +20,9 @@ __all__ = [
     "compute_gae",
 ]
 
-_LAZY = {
-    "SignalGRPOTrainer": ".grpo_trainer",
-    "SignalRLOOTrainer": ".rloo_trainer",
+__getattr__ = lazy_getattr(__name__, {
+    "SignalGRPOTrainer": ".trl_trainers",
+    "SignalRLOOTrainer": ".trl_trainers",
     "SignalPPOTrainer": ".ppo_trainer",
     "compute_gae": ".ppo_trainer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+})

@@ -35,7 +35,8 @@ def optimize_generator(
             ``config.prompts_per_step`` of them and samples ``config.num_generations`` completions each.
         reward_fn: TRL-style reward ``reward_fn(prompts=, completions=, **kw) -> list[float]``, e.g.
             :class:`~signal_hf.rl.rewards.AcquisitionReward`.
-        config: the ``rl`` recipe section; ``algorithm`` picks ``grpo`` / ``rloo`` (TRL trainers) or ``ppo``.
+        config: the ``rl`` recipe section (its values are checked when it is built); ``algorithm`` picks
+            ``grpo`` / ``rloo`` (TRL trainers) or ``ppo``.
         output_dir: scratch folder TRL requires; nothing (no checkpoint) is saved there.
         seed: seeds prompt order and sampling.
         max_new_tokens: completion length cap.
@@ -55,19 +56,12 @@ def optimize_generator(
     """
     validate_inputs(model, tokenizer, prompts, config, max_new_tokens)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    kwargs = dict(output_dir=output_dir, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    if config.algorithm == "grpo":
-        from .grpo_trainer import run_grpo
-
-        metrics = run_grpo(model, tokenizer, list(prompts), reward_fn, config, **kwargs)
-    elif config.algorithm == "rloo":
-        from .rloo_trainer import run_rloo
-
-        metrics = run_rloo(model, tokenizer, list(prompts), reward_fn, config, **kwargs)
-    else:
-        from .ppo_trainer import run_ppo
-
-        metrics = run_ppo(model, tokenizer, list(prompts), reward_fn, config, **kwargs)
+    if config.algorithm == "ppo":
+        from .ppo_trainer import run_ppo as run
+    else:  # grpo / rloo (RLConfig refuses any other name)
+        from .trl_trainers import run_trl as run
+    metrics = run(model, tokenizer, list(prompts), reward_fn, config, output_dir=output_dir, seed=seed,
+                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     for key in ("reward_mean", "reward_std", "kl", "policy_loss"):
         metrics.setdefault(key, math.nan)
     return metrics

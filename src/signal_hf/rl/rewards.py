@@ -7,33 +7,39 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ConfigError, StrategyError
-from ..types import PoolOutputs
+from ..acquisition.config import AcquisitionConfig
+from ..errors import StrategyError
+from ..types import AcquisitionState, PoolOutputs
+from .config import RLConfig
 
-__all__ = ["AcquisitionReward", "NORMALIZATIONS"]
+__all__ = ["AcquisitionReward"]
 
-NORMALIZATIONS = ("batch", "none")
 ScoreFn = Callable[[list[dict]], PoolOutputs]
-ValidityFn = Callable[[str], "tuple[dict | None, str | None]"]
+#: Parses a batch of completions: per completion ``(fields, None)`` or ``(None, drop reason)``;
+#: e.g. ``Generator.completion_parser(...)``, which also drops duplicates of S, R, L and of each other.
+ParseFn = Callable[[list[str]], "list[tuple[dict | None, str | None]]"]
 
 
 class AcquisitionReward:
     """TRL ``reward_funcs``-compatible reward: ``__call__(prompts, completions, **kw) -> list[float]``.
 
-    For each completion, ``validity_fn`` either parses it into the classifier's input fields
-    (``{"text": ...}`` or ``{"text": ..., "text_pair": ...}``) or names why it is dropped. All valid
-    completions of one call are scored together by ONE ``score_fn`` call (the retrained classifier's
-    probabilities and L2-normalised embeddings), then by :func:`signal_hf.acquisition.signal_scores`
-    against ``reference`` (the labeled set's outputs): the reward is the SIGnAL score, i.e. how
-    informative the text would be to acquire.
+    ``parse_fn`` parses the call's completions together: each becomes the classifier's input fields
+    (``{"text": ...}`` or ``{"text": ..., "text_pair": ...}``) or is dropped with a reason (malformed,
+    too long, a duplicate of S, R, L or of another completion — whatever the acquisition would never
+    see). All valid completions of one call are scored together by ONE ``score_fn`` call (the
+    retrained classifier's probabilities and L2-normalised embeddings), then by the ``signal``
+    strategy itself under ``acquisition`` (its ``k``, ``eps``, ``distance``, ``neighbours``,
+    ``knn_batch_size``, ``use_faiss``) with ``reference`` (the labeled set's outputs) as L: the reward
+    is the SIGnAL score the acquisition would give the text. With ``neighbours: all`` the other valid
+    completions of the call are the candidates next to it.
 
-    Normalisation (``normalization="batch"``): the valid completions' scores are z-scored within the
+    Normalisation (``rl.reward_normalization: batch``): the valid completions' scores are z-scored within the
     call, ``(s − mean) / std`` (population std). SIGnAL scores are unbounded and their scale changes as
     the classifier is retrained, so this keeps the RL step size comparable across rounds. With fewer
     than two valid completions, or all scores equal, the valid rewards are only centred (all 0).
-    Invalid completions receive ``invalid_penalty`` *after* normalisation, so on the z-scale the default
+    Invalid completions receive ``rl.invalid_penalty`` *after* normalisation, so on the z-scale the default
     −1 means "one standard deviation worse than an average valid text"; they never enter the mean/std.
-    With ``normalization="none"`` rewards are the raw scores and invalid ones get ``invalid_penalty``
+    With ``none`` rewards are the raw scores and invalid ones get ``invalid_penalty``
     as is (pick a value on the raw scale then).
 
     Attributes:
@@ -52,44 +58,36 @@ class AcquisitionReward:
         score_fn: ScoreFn,
         reference: PoolOutputs,
         *,
-        k: int,
-        eps: float,
-        distance: str = "euclidean",
-        validity_fn: ValidityFn,
-        invalid_penalty: float = -1.0,
-        normalization: str = "batch",
+        parse_fn: ParseFn,
+        acquisition: AcquisitionConfig | None = None,
+        rl: RLConfig | None = None,
     ) -> None:
-        if normalization not in NORMALIZATIONS:
-            raise ConfigError("rl.reward_normalization", f"unknown value {normalization!r}", "use batch or none")
-        if not (isinstance(k, int) and k >= 1):
-            raise ConfigError("acquisition.k", f"must be an integer >= 1, got {k!r}", "e.g. 10")
-        if not (isinstance(eps, (int, float)) and eps > 0):
-            raise ConfigError("acquisition.eps", f"must be > 0, got {eps!r}", "e.g. 1e-4")
-        if distance not in ("euclidean", "cosine"):
-            raise ConfigError("acquisition.distance", f"unknown distance {distance!r}", "use euclidean or cosine")
+        from ..acquisition import get_strategy  # lazily: keeps signal_hf.rl importable on its own
+
         if not isinstance(reference, PoolOutputs) or len(reference) == 0:
             raise StrategyError(
                 "reference: the SIGnAL reward needs the labeled set's classifier outputs (at least one row) "
                 "(fix: acquire/label some examples before optimising the generator)"
             )
-        if not callable(score_fn) or not callable(validity_fn):
-            raise TypeError("score_fn and validity_fn must be callables")
+        if not callable(score_fn) or not callable(parse_fn):
+            raise TypeError("score_fn and parse_fn must be callables")
+        rl = rl if rl is not None else RLConfig()
         self.score_fn = score_fn
         self.reference = reference
-        self.k = k
-        self.eps = float(eps)
-        self.distance = distance
-        self.validity_fn = validity_fn
-        self.invalid_penalty = float(invalid_penalty)
-        self.normalization = normalization
+        self.strategy = get_strategy("signal", acquisition)  # the config sections checked their values
+        self.parse_fn = parse_fn
+        self.invalid_penalty = float(rl.invalid_penalty)
+        self.normalization = rl.reward_normalization
         self.last_stats: dict[str, Any] = {}
         self.num_calls = 0
         self.num_score_calls = 0
 
     def score(self, items: list[dict]) -> torch.Tensor:
         """Raw SIGnAL scores of already-parsed classifier inputs (one ``score_fn`` call)."""
-        from ..acquisition import signal_scores  # lazily: keeps signal_hf.rl importable on its own
+        return self.score_outputs(self.classify(items))
 
+    def classify(self, items: list[dict]) -> PoolOutputs:
+        """The classifier's outputs for parsed inputs (one ``score_fn`` call, checked)."""
         outputs = self.score_fn(items)
         self.num_score_calls += 1
         if not isinstance(outputs, PoolOutputs) or len(outputs) != len(items):
@@ -98,23 +96,19 @@ class AcquisitionReward:
                 f"score_fn: must return PoolOutputs with one row per item ({len(items)}), got {got} "
                 "(fix: return the classifier's probs/embeddings for exactly the given texts, in order)"
             )
-        return signal_scores(
-            outputs.probs,
-            outputs.embeddings,
-            self.reference.probs,
-            self.reference.embeddings,
-            k=self.k,
-            eps=self.eps,
-            distance=self.distance,
-            query_log_probs=outputs.logp,
-            ref_log_probs=self.reference.logp,
-        ).float()
+        return outputs
+
+    def score_outputs(self, outputs: PoolOutputs) -> torch.Tensor:
+        """The SIGnAL score the acquisition would give texts with these outputs."""
+        return self.strategy.scores(AcquisitionState(unlabeled=outputs, labeled=self.reference)).float()
 
     def __call__(self, prompts: list | None = None, completions: list | None = None, **kwargs: Any) -> list[float]:
         if completions is None:
             raise TypeError("AcquisitionReward needs the keyword argument completions=[...]")
         texts = [_completion_text(c) for c in completions]
-        parsed = [self.validity_fn(t) for t in texts]
+        parsed = self.parse_fn(texts)
+        if len(parsed) != len(texts):
+            raise StrategyError(f"parse_fn: returned {len(parsed)} results for {len(texts)} completions (fix: one (fields, reason) per completion)")
         valid_idx = [i for i, (fields, _) in enumerate(parsed) if fields is not None]
         reasons = Counter(str(reason) for fields, reason in parsed if fields is None)
 

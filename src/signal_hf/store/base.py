@@ -1,9 +1,10 @@
 """The round-store contract: every active-learning round saved as a named revision.
 
 A round is identified by ``(run_id, round_idx)`` and named like a Hub branch by
-:func:`revision_name`: ``"round-3"`` for the default run (``run_id == ""``), else
-``"signal-seed0-round-3"``. Stores save the round's datasets (pools, labels), a JSON state and
-optionally the generator's peft adapter folder, and load them back by revision.
+:func:`~signal_hf.store.names.revision_name`. Stores save the round's datasets (pools, labels),
+a JSON state and optionally the generator's peft adapter folder, and load them back by revision.
+:meth:`RoundStore.save_round` checks its arguments once for every store; a store writes them in
+:meth:`RoundStore._save`.
 """
 
 from __future__ import annotations
@@ -18,75 +19,14 @@ from typing import Any
 from datasets import Dataset
 
 from signal_hf.errors import StoreError
+from signal_hf.store.names import revision_name
 
-# Run ids become folder names and Hub branch-name prefixes: keep them to a safe alphabet.
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_REVISION_RE = re.compile(r"^(?:(?P<run>.+)-)?round-(?P<round>\d+)$")
 # Split names become file names ``data/<split>-00000-of-00001.parquet`` that ``datasets`` maps back.
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-def validate_run_id(run_id: str) -> str:
-    """Return ``run_id`` if usable as a folder name and Hub branch prefix, else raise StoreError."""
-    if not isinstance(run_id, str):
-        raise StoreError(f"run_id must be a string, got {type(run_id).__name__}")
-    if run_id and not _RUN_ID_RE.match(run_id):
-        raise StoreError(
-            f"run_id {run_id!r} is not usable as a revision prefix "
-            "(fix: use letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. 'signal-seed0')"
-        )
-    return run_id
-
-
-def revision_name(run_id: str, round_idx: int) -> str:
-    """Revision (Hub branch) name of a round: ``round-3`` for run ``""``, else ``<run_id>-round-3``."""
-    validate_run_id(run_id)
-    if isinstance(round_idx, bool) or not isinstance(round_idx, int) or round_idx < 0:
-        raise StoreError(f"round_idx must be a non-negative int, got {round_idx!r}")
-    return f"round-{round_idx}" if run_id == "" else f"{run_id}-round-{round_idx}"
-
-
-def parse_revision_name(name: str) -> tuple[str, int] | None:
-    """Inverse of :func:`revision_name`: ``(run_id, round_idx)``, or None if ``name`` is not one."""
-    match = _REVISION_RE.match(name)
-    if match is None:
-        return None
-    run_id = match.group("run") or ""
-    if run_id and not _RUN_ID_RE.match(run_id):
-        return None
-    return run_id, int(match.group("round"))
-
-
-def resolve_round_index(run_id: str, revision: str | int, available: list[int]) -> int:
-    """Round index that ``revision`` names within ``run_id``; StoreError listing ``available`` if none.
-
-    Accepted like on the Hub: the full revision name (``signal-seed0-round-3``), the short form
-    ``round-3``, or the round index (``3`` / ``"3"``).
-    """
-    idx: int | None = None
-    if isinstance(revision, bool):
-        idx = None
-    elif isinstance(revision, int):
-        idx = revision
-    elif isinstance(revision, str):
-        text = revision.strip()
-        if text.isdigit():
-            idx = int(text)
-        else:
-            parsed = parse_revision_name(text)
-            if parsed is not None and parsed[0] in (run_id, ""):
-                idx = parsed[1]
-    if idx is None or idx not in available:
-        names = ", ".join(revision_name(run_id, i) for i in sorted(available)) or "none"
-        run = repr(run_id) if run_id else "'' (default run)"
-        raise StoreError(
-            f"revision {revision!r} not found for run {run}; available revisions: {names} "
-            "(fix: pass one of these, an int round index, or None for the latest round)"
-        )
-    return idx
-
-
 def validate_splits(datasets: dict[str, Dataset]) -> None:
+    """Raise StoreError unless ``datasets`` maps valid split names to ``datasets.Dataset``s."""
     if not isinstance(datasets, dict):
         raise StoreError(f"datasets must be a dict of split name -> datasets.Dataset, got {type(datasets).__name__}")
     for name, ds in datasets.items():
@@ -130,17 +70,6 @@ def jsonable_state(state: Any, path: str = "state") -> Any:
     )
 
 
-def state_accuracy(state: dict) -> float | None:
-    """The round's accuracy if ``state`` records one (``accuracy``, or ``metrics``/``eval`` sub-dicts)."""
-    for container in (state, state.get("metrics"), state.get("eval")):
-        if isinstance(container, dict):
-            for key in ("accuracy", "eval_accuracy", "test_accuracy"):
-                value = container.get(key)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    return float(value)
-    return None
-
-
 @dataclass
 class RoundRecord:
     """One saved round, as loaded back from a store.
@@ -164,10 +93,32 @@ class RoundRecord:
     source: str = field(default="")
 
 
+@dataclass(frozen=True)
+class RoundToSave:
+    """One round as handed to a store's writer, its arguments already checked.
+
+    Attributes:
+        run_id: run the round belongs to (``""`` = default run).
+        round: round index.
+        revision: the round's revision name.
+        datasets: split name -> Dataset, every name a valid split name.
+        state: a JSON-ready copy of the state (see :func:`jsonable_state`).
+        adapter_dir: folder of the generator's peft adapter to save with the round, or None.
+        message: free text recorded with the round (and in its Hub commit message).
+    """
+
+    run_id: str
+    round: int
+    revision: str
+    datasets: dict[str, Dataset]
+    state: dict
+    adapter_dir: str | Path | None
+    message: str
+
+
 class RoundStore(ABC):
     """Saves and loads active-learning rounds as named revisions."""
 
-    @abstractmethod
     def save_round(
         self,
         run_id: str,
@@ -179,6 +130,17 @@ class RoundStore(ABC):
         message: str = "",
     ) -> str:
         """Save one round (replacing it if it exists) and return its revision name."""
+        revision = revision_name(run_id, round_idx)  # validates both arguments
+        validate_splits(datasets)
+        if not isinstance(state, dict):
+            raise StoreError(f"state must be a dict, got {type(state).__name__}")
+        self._save(RoundToSave(run_id, round_idx, revision, datasets, jsonable_state(state), adapter_dir, message))
+        return revision
+
+    def _save(self, new: RoundToSave) -> None:
+        """Write a checked round, replacing it if it exists. Stores that write rounds override this
+        (or, like a read-only view, :meth:`save_round` itself)."""
+        raise NotImplementedError(f"{type(self).__name__} does not write rounds")
 
     @abstractmethod
     def load_round(self, run_id: str, revision: str | int | None = None) -> RoundRecord:
@@ -195,3 +157,13 @@ class RoundStore(ABC):
     @abstractmethod
     def runs(self) -> list[str]:
         """Run ids that have at least one complete round, sorted."""
+
+    def push_pending(self) -> None:
+        """Push the rounds :meth:`pending` lists to the store's remote, oldest first; a failed push
+        stays pending. The default store has no remote, so nothing to push."""
+
+    def pending(self) -> list[tuple[str, int]]:
+        """``(run_id, round_idx)`` of the rounds saved locally but not yet pushed, oldest first.
+
+        The default store has no remote: always ``[]``."""
+        return []

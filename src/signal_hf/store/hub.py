@@ -21,204 +21,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from datasets import Dataset
-
 from signal_hf.errors import StoreError
-from signal_hf.store.base import (
-    RoundRecord,
-    RoundStore,
-    parse_revision_name,
-    resolve_round_index,
-    revision_name,
-    state_accuracy,
-    validate_run_id,
-)
-from signal_hf.store.local import ADAPTER_DIR, META_FILE, STATE_FILE, LocalStore, read_round_folder
+from signal_hf.store.base import RoundRecord, RoundStore, RoundToSave
+from signal_hf.store.hub_http import is_transient, redact, token_value
+from signal_hf.store.hub_push import PendingPushes, adapter_files, commit_message, dataset_files
+from signal_hf.store.layout import ADAPTER_DIR, META_FILE, STATE_FILE
+from signal_hf.store.local import LocalStore
+from signal_hf.store.names import parse_revision_name, resolve_round_index, revision_name, validate_run_id
+from signal_hf.store.round_folder import read_round_folder
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PENDING_FILE = ".hub_pending.json"
 
 
-# ---------------------------------------------------------------------- helpers
-def _token_value(token: str | None) -> str | None:
-    if token:
-        return token
-    from huggingface_hub import get_token
-
-    return get_token()
-
-
-def redact(text: str, token: str | None) -> str:
-    """``text`` with ``token`` (and anything that looks like an HF token) replaced by ``***``."""
-    import re
-
-    if token:
-        text = text.replace(token, "***")
-    return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: connection problems, timeouts, 408/429 and 5xx answers."""
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    if isinstance(exc, OfflineModeIsEnabled):
-        return False
-    if isinstance(exc, HfHubHTTPError):
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-        return status is None or status >= 500 or status in (408, 429)
-    return isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError))
-
-
-def commit_message(run_id: str, round_idx: int, state: dict, message: str = "") -> str:
-    """``round 3 of run signal-seed0, accuracy 0.8125: <message>`` (accuracy only if state has one)."""
-    text = f"round {round_idx} of run {run_id or '(default)'}"
-    acc = state_accuracy(state)
-    if acc is not None:
-        text += f", accuracy {acc:.4f}"
-    if message:
-        text += f": {message}"
-    return text
-
-
-def _hub_errors():
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    return EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
-
-def _available_refs(api, repo_id: str, repo_type: str) -> str:
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type=repo_type)
-    except Exception:  # the listing only decorates an error message
-        return "unknown"
-    names = sorted(b.name for b in refs.branches) + sorted(t.name for t in refs.tags)
-    return ", ".join(names) or "none"
-
-
-def pull(
-    repo_id: str,
-    revision: str | None = None,
-    *,
-    repo_type: str = "dataset",
-    local_dir: str | Path | None = None,
-    endpoint: str | None = None,
-    token: str | None = None,
-) -> Path:
-    """Download a repo at ``revision`` (e.g. ``round-3``) and return the local folder.
-
-    ``local_dir`` None keeps the files in the Hugging Face cache and returns the snapshot folder.
-    Raises StoreError naming the repo or revision (with the revisions that do exist) on failure.
-    """
-    from huggingface_hub import HfApi, snapshot_download
-
-    if repo_type not in ("dataset", "model"):
-        raise StoreError(f"repo_type {repo_type!r} is not supported (fix: use 'dataset' or 'model')")
-    _, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError = _hub_errors()
-    tok = _token_value(token)
-    try:
-        path = snapshot_download(
-            repo_id,
-            repo_type=repo_type,
-            revision=revision,
-            local_dir=str(local_dir) if local_dir is not None else None,
-            endpoint=endpoint,
-            token=token,
-        )
-    except RevisionNotFoundError as exc:
-        available = _available_refs(HfApi(endpoint=endpoint, token=token), repo_id, repo_type)
-        raise StoreError(
-            f"revision {revision!r} not found in {repo_type} repo {repo_id}; available revisions: {available}"
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise StoreError(
-            f"{repo_type} repo {repo_id!r} not found or not accessible "
-            "(fix: check the repo id, --repo-type, and that HF_TOKEN may read it)"
-        ) from exc
-    except (HfHubHTTPError, ConnectionError, OSError) as exc:
-        raise StoreError(f"could not download {repo_type} repo {repo_id!r}: {redact(str(exc), tok)}") from exc
-    return Path(path)
-
-
-def load_adapter(
-    repo_or_dir: str | Path,
-    revision: str | int | None = None,
-    *,
-    endpoint: str | None = None,
-    token: str | None = None,
-) -> Path:
-    """Local folder holding a peft adapter, ready for ``PeftModel.from_pretrained(base, folder)``.
-
-    ``repo_or_dir`` is one of
-      * an adapter folder (holds ``adapter_config.json``; ``revision`` must be None);
-      * a local round folder (``<store>/<run>/round-3``);
-      * a LocalStore root or run folder, with ``revision`` naming the round (``signal-seed0-round-3``,
-        ``round-3`` or an index for a run folder);
-      * otherwise a Hub model repo id, downloaded at ``revision`` (a round branch).
-    """
-    path = Path(repo_or_dir).expanduser()
-    if path.is_dir():
-        return _local_adapter(path, revision)
-    if isinstance(revision, int):
-        raise StoreError(
-            f"revision {revision!r}: a Hub repo needs a revision name such as 'round-3' (fix: pass the branch name)"
-        )
-    folder = pull(str(repo_or_dir), revision, repo_type="model", endpoint=endpoint, token=token)
-    if not (folder / "adapter_config.json").is_file():
-        raise StoreError(
-            f"model repo {repo_or_dir!r} at revision {revision!r} holds no adapter_config.json "
-            "(fix: pass the repo/revision a HubStore pushed the generator adapter to)"
-        )
-    return folder
-
-
-def _local_adapter(path: Path, revision: str | int | None) -> Path:
-    if (path / "adapter_config.json").is_file() and revision is None:
-        return path
-    if (path / META_FILE).is_file():  # a round folder
-        adapter = path / ADAPTER_DIR
-        if not (adapter / "adapter_config.json").is_file():
-            raise StoreError(f"round folder {path} has no saved adapter (the round was saved without adapter_dir)")
-        return adapter
-    if revision is None:
-        raise StoreError(
-            f"{path} is neither an adapter folder nor a round folder "
-            "(fix: pass a revision such as 'signal-seed0-round-3' to pick a round of this store)"
-        )
-    text = str(revision)
-    parsed = parse_revision_name(text) if not text.isdigit() else None
-    candidates: list[Path] = []
-    if text.isdigit():
-        candidates.append(path / f"round-{int(text)}")  # path is a run folder
-    elif parsed is not None:
-        run_id, idx = parsed
-        candidates.append(path / f"round-{idx}")  # path is the run folder
-        candidates.append(LocalStore(path).round_dir(run_id, idx))  # path is the store root
-    for candidate in candidates:
-        if (candidate / META_FILE).is_file():
-            return _local_adapter(candidate, None)
-    raise StoreError(
-        f"revision {revision!r} not found under {path} (fix: pass a store root with a full revision name, "
-        "or a run folder with 'round-N')"
-    )
-
-
-# ---------------------------------------------------------------------- the store
 class HubStore(RoundStore):
     """Every round saved locally (``local``) and pushed to a dataset repo and a model repo.
 
@@ -261,6 +82,7 @@ class HubStore(RoundStore):
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.last_push_error: str | None = None
+        self._pending = PendingPushes(local.root)
         self._ensured: set[tuple[str, str]] = set()
         self._api = None
 
@@ -273,7 +95,7 @@ class HubStore(RoundStore):
         return self._api
 
     def _redact(self, exc: BaseException | str) -> str:
-        return redact(str(exc), _token_value(self._token))
+        return redact(str(exc), token_value(self._token))
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         delay = self.retry_backoff_s
@@ -291,38 +113,14 @@ class HubStore(RoundStore):
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # ------------------------------------------------------------------ pending pushes
-    @property
-    def _pending_path(self) -> Path:
-        return self.local.root / PENDING_FILE
-
+    # ------------------------------------------------------------------ pushing
     def pending(self) -> list[tuple[str, int]]:
         """Rounds saved locally but not yet pushed, oldest first."""
-        try:
-            items = json.loads(self._pending_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        except json.JSONDecodeError:
-            logger.warning("Ignoring corrupt %s", self._pending_path)
-            return []
-        return [(str(item["run_id"]), int(item["round"])) for item in items]
+        return self._pending.read()
 
-    def _write_pending(self, items: list[tuple[str, int]]) -> None:
-        self.local.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._pending_path.with_name(f"{PENDING_FILE}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump([{"run_id": r, "round": i} for r, i in items], fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._pending_path)
-
-    def push_pending(self) -> list[str]:
-        """Push every pending round in order; stop at the first failure (logged, kept pending).
-
-        Returns the revisions pushed by this call.
-        """
-        pushed: list[str] = []
-        items = self.pending()
+    def push_pending(self) -> None:
+        """Push every pending round in order; stop at the first failure (logged, kept pending)."""
+        items = self._pending.read()
         while items:
             run_id, idx = items[0]
             revision = revision_name(run_id, idx)
@@ -338,12 +136,9 @@ class HubStore(RoundStore):
                         "on the next save (%s)",
                         revision, self.dataset_repo_id, self.local.root, self.last_push_error,
                     )
-                    return pushed
-                pushed.append(revision)
-            items = [item for item in self.pending() if item != (run_id, idx)]
-            self._write_pending(items)
+                    return
+            items = self._pending.remove((run_id, idx))
         self.last_push_error = None
-        return pushed
 
     def _ensure_repo(self, repo_id: str, repo_type: str) -> None:
         if (repo_id, repo_type) in self._ensured:
@@ -385,34 +180,15 @@ class HubStore(RoundStore):
         adapter = folder / ADAPTER_DIR
         # Adapter first: a dataset branch on the Hub then implies its adapter is there too.
         if meta.get("adapter") and adapter.is_dir() and self.model_repo_id is not None:
-            files = {p.relative_to(adapter).as_posix(): p for p in sorted(adapter.rglob("*")) if p.is_file()}
-            self._commit_files(self.model_repo_id, "model", revision, files, message)
-        files = {
-            p.relative_to(folder).as_posix(): p
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and ADAPTER_DIR not in p.relative_to(folder).parts[:1]
-        }
-        self._commit_files(self.dataset_repo_id, "dataset", revision, files, message)
+            self._commit_files(self.model_repo_id, "model", revision, adapter_files(adapter), message)
+        self._commit_files(self.dataset_repo_id, "dataset", revision, dataset_files(folder), message)
         logger.info("Pushed %s to %s (%s)", revision, self.dataset_repo_id, message)
 
     # ------------------------------------------------------------------ RoundStore
-    def save_round(
-        self,
-        run_id: str,
-        round_idx: int,
-        *,
-        datasets: dict[str, Dataset],
-        state: dict,
-        adapter_dir: str | Path | None = None,
-        message: str = "",
-    ) -> str:
-        revision = self.local.save_round(
-            run_id, round_idx, datasets=datasets, state=state, adapter_dir=adapter_dir, message=message
-        )
-        items = [item for item in self.pending() if item != (run_id, round_idx)]
-        self._write_pending(items + [(run_id, round_idx)])
+    def _save(self, new: RoundToSave) -> None:
+        self.local._save(new)  # the arguments were checked once, by save_round
+        self._pending.add((new.run_id, new.round))
         self.push_pending()
-        return revision
 
     def hub_rounds(self, run_id: str) -> list[int]:
         """Complete rounds of ``run_id`` on the Hub (branches that received their round commit)."""
@@ -470,8 +246,6 @@ class HubStore(RoundStore):
 
     def load_round_from_hub(self, run_id: str, revision: str | int | None = None) -> RoundRecord:
         """Download a round from the Hub (``snapshot_download`` at its branch) and read it."""
-        from huggingface_hub import snapshot_download
-
         hub = self.hub_rounds(run_id)
         if revision is None:
             if not hub:
@@ -480,25 +254,25 @@ class HubStore(RoundStore):
         else:
             idx = resolve_round_index(run_id, revision, hub)
         name = revision_name(run_id, idx)
-        folder = Path(
-            self._retry(
-                f"download {name}",
-                lambda: snapshot_download(
-                    self.dataset_repo_id, repo_type="dataset", revision=name, endpoint=self.endpoint, token=self._token
-                ),
-            )
-        )
+        folder = self._download(self.dataset_repo_id, "dataset", name)
         record = read_round_folder(folder, expect=(run_id, idx))
         record.source = f"hub:{self.dataset_repo_id}@{folder.name}"
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         record.adapter_path = None
         if meta.get("adapter") and self.model_repo_id is not None:
-            record.adapter_path = Path(
-                self._retry(
-                    f"download adapter {name}",
-                    lambda: snapshot_download(
-                        self.model_repo_id, repo_type="model", revision=name, endpoint=self.endpoint, token=self._token
-                    ),
-                )
-            )
+            record.adapter_path = self._download(self.model_repo_id, "model", name)
         return record
+
+    def _download(self, repo_id: str, repo_type: str, revision: str) -> Path:
+        """Snapshot of ``repo_id`` at ``revision`` (with retries), in the Hugging Face cache."""
+        from huggingface_hub import snapshot_download
+
+        what = f"download {revision}" if repo_type == "dataset" else f"download adapter {revision}"
+        return Path(
+            self._retry(
+                what,
+                lambda: snapshot_download(
+                    repo_id, repo_type=repo_type, revision=revision, endpoint=self.endpoint, token=self._token
+                ),
+            )
+        )

@@ -1,0 +1,81 @@
+"""The ``acquisition`` recipe section: which strategies run, and their parameters.
+
+It lives with the strategies (not in :mod:`signal_hf.config`) so that the strategy registry it
+checks names against is this package's own (filled as the strategies import), and nothing of the
+package imports the recipe parser.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..checks import check_choices, non_empty_unique, positive
+from ..errors import ConfigError
+from .registry import available_strategies
+
+__all__ = ["AcquisitionConfig", "METHOD_SUFFIXES", "split_method_name"]
+
+#: Suffixes of an ``acquisition.strategies`` entry that turn the generator on for that method
+#: (signal_hf.loop.methods); longest first, so ``signal-gen-norl`` is not read as ``signal-gen`` + ``-norl``.
+METHOD_SUFFIXES: tuple[str, ...] = ("-gen-norl", "-gen")
+
+
+def split_method_name(entry: str) -> tuple[str, str]:
+    """``"cal-gen"`` → ``("cal", "-gen")``; ``"entropy"`` → ``("entropy", "")``."""
+    for suffix in METHOD_SUFFIXES:
+        if entry.endswith(suffix) and len(entry) > len(suffix):
+            return entry[: -len(suffix)], suffix
+    return entry, ""
+
+
+@dataclass
+class AcquisitionConfig:
+    """Which query strategies run and their parameters (recipe section ``acquisition``).
+
+    Attributes:
+        strategies: the methods run side by side on the same seeds: strategy names (see
+            ``signal_hf.acquisition.available_strategies()``: ``random``, ``entropy``, ``margin``,
+            ``least_confidence``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``), pool-based
+            over the real pool R, except ``signal`` with ``generator.enabled`` (reported as
+            ``signal-gen``). ``NAME-gen`` (e.g. ``cal-gen``, ``entropy-gen``) runs the strategy with the
+            generator on, acquiring from U = R ∪ S (the pretrained generator, no RL, for all but
+            SIGnAL); ``signal-gen-norl`` is generative SIGnAL with the generator frozen. ``-gen``
+            entries need ``generator.enabled``.
+        k: neighbours of CAL and SIGnAL.
+        neighbours: SIGnAL's neighbour set: ``labeled`` (the labeled set L, default) or ``all``
+            (L and the other candidates).
+        distance: ``euclidean`` or ``cosine`` distance between embeddings Φ.
+        eps: floor of the distance in SIGnAL's denominator (duplicates would divide by zero).
+        knn_batch_size: query rows per block in the batched kNN (memory is block × reference rows).
+        use_faiss: use faiss for the kNN when it is installed (large pools).
+    """
+
+    strategies: list[str] = field(
+        default_factory=lambda: ["random", "entropy", "bert_km", "badge", "cal", "signal"]
+    )
+    k: int = 10
+    neighbours: Literal["labeled", "all"] = "labeled"
+    distance: Literal["euclidean", "cosine"] = "euclidean"
+    eps: float = 1e-4
+    knn_batch_size: int = 4096
+    use_faiss: bool = False
+
+    def __post_init__(self) -> None:
+        non_empty_unique("acquisition.strategies", self.strategies, "strategy", "[random, signal]")
+        known = available_strategies()
+        for i, entry in enumerate(self.strategies):
+            name, suffix = split_method_name(entry)
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                fix = f"did you mean {close[0] + suffix!r}?" if close else f"use one of {known}, optionally with -gen"
+                raise ConfigError(f"acquisition.strategies[{i}]", f"unknown strategy {name!r}", fix)
+            if suffix == "-gen-norl" and name != "signal":
+                raise ConfigError(f"acquisition.strategies[{i}]", f"{entry!r}: only SIGnAL self-informs, so only it has a -norl ablation", f"use {name}-gen")
+        if isinstance(self.k, bool) or not isinstance(self.k, int):
+            raise ConfigError("acquisition.k", f"must be a positive integer, got {self.k!r}", "e.g. 10")
+        positive("acquisition.k", self.k, "e.g. 10")
+        positive("acquisition.eps", self.eps, "e.g. 1e-4")
+        positive("acquisition.knn_batch_size", self.knn_batch_size, "e.g. 4096")
+        check_choices("acquisition", self)

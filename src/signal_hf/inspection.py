@@ -1,0 +1,116 @@
+"""``signal-hf inspect RUN_DIR [--round N]``: what the generator wrote, round by round, readable.
+
+For every generative trial (``*-gen`` methods) and round: candidates generated, kept and dropped by
+reason; the synthetic items acquired, with their oracle labels and acquisition scores; the probe of
+the RL effect (adapter on vs off: mean rewards, the gain and its 95 % interval, valid and duplicate
+shares, the oracle's labels, distance to the nearest real item); and the five best and worst
+rewarded probe completions of the trained policy. Read from ``results.jsonl`` and the run's local
+round store (texts); written as markdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import SignalHFError
+from .results import read_results
+
+__all__ = ["inspect_run"]
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _stores(run_dir: Path) -> list[Any]:
+    from .store import LocalStore
+
+    folders = [run_dir / "store"] + sorted(run_dir.glob("seeds/seed-*/store"))
+    return [LocalStore(f) for f in folders if f.is_dir()]
+
+
+def _acquired_rows(stores: list[Any], row: dict) -> dict[str, dict]:
+    """id → the labeled row of the synthetic items acquired in ``row``'s round (empty without a store)."""
+    run_id = f"{row['method']}-seed{row['seed']}"
+    for store in stores:
+        if row["round"] in store.rounds(run_id):
+            labeled = store.load_round(run_id, row["round"]).datasets["labeled"]
+            return {r["id"]: r for r in labeled if r["source"] == "synthetic" and r["round_acquired"] == row["round"]}
+    return {}
+
+
+def _probe_lines(row: dict) -> list[str]:
+    if row.get("probe_reward_on") is None and row.get("probe_prompts") is None:
+        return ["No probe of the RL effect this round (`rl.probe_prompts: 0`)."]
+    lines = [
+        f"**Probe** ({row.get('probe_prompts')} fixed prompts, adapter on vs off): gain {_fmt(row.get('probe_gain'))} "
+        f"[{_fmt(row.get('probe_gain_low'))}, {_fmt(row.get('probe_gain_high'))}] (95 % paired bootstrap)",
+        "",
+        "| policy | mean reward | valid | duplicates | oracle labels | distance to nearest real |",
+        "|---|---|---|---|---|---|",
+    ]
+    for side, name in (("on", "adapter on (trained)"), ("off", "adapter off (pretrained)")):
+        labels = row.get(f"probe_labels_{side}") or {}
+        shown = ", ".join(f"{k} {v}" for k, v in labels.items()) or "–"
+        lines.append(
+            f"| {name} | {_fmt(row.get(f'probe_reward_{side}'))} | {_fmt(row.get(f'probe_valid_{side}'), 2)} | "
+            f"{_fmt(row.get(f'probe_duplicate_{side}'), 2)} | {shown} | {_fmt(row.get(f'probe_relevance_{side}'))} |"
+        )
+    for key, title in (("probe_top_on", "Top-rewarded probe completions"), ("probe_bottom_on", "Bottom-rewarded probe completions")):
+        items = row.get(key) or []
+        if items:
+            lines += ["", f"{title}:", ""] + [f"- {_fmt(it['reward'])}: {_cell(it['text'])}" for it in items]
+    return lines
+
+
+def _round_section(row: dict, stores: list[Any]) -> list[str]:
+    label_names = list(row.get("probe_labels_on") or {})
+    dropped = row.get("dropped_by_reason") or {}
+    out = [
+        f"## {row['method']} seed {row['seed']} — round {row['round']} ({row['labeled']} labeled, accuracy {100 * row['accuracy']:.1f} %)",
+        "",
+        f"Generated {row.get('generated', 0)}, kept {row.get('kept', 0)}, dropped {row.get('dropped', 0)}"
+        + (f" ({', '.join(f'{k} {v}' for k, v in dropped.items())})" if dropped else "") + ".",
+        "",
+    ]
+    ids = [i for i in row.get("selected_ids") or [] if i.startswith("syn-")]
+    scores = row.get("selected_scores") or {}
+    texts = _acquired_rows(stores, row)
+    out.append(f"Acquired {len(ids)} synthetic item(s) of {row.get('acquired', 0)}:")
+    if ids:
+        out += ["", "| id | oracle label | score | text |", "|---|---|---|---|"]
+        for i in ids:
+            r = texts.get(i, {})
+            label = r.get("label")
+            name = label_names[label] if label is not None and 0 <= label < len(label_names) else _fmt(label)
+            out.append(f"| `{i}` | {name} | {_fmt(scores.get(i))} | {_cell(r.get('text', '(text in the store)'))} |")
+    return out + [""] + _probe_lines(row) + [""]
+
+
+def inspect_run(run_dir: str | Path, round_idx: int | None = None) -> str:
+    """The markdown report of a run folder's generative rounds (all, or round ``round_idx``)."""
+    run_dir = Path(run_dir)
+    try:
+        rows = read_results(run_dir)
+    except FileNotFoundError:
+        raise SignalHFError(f"inspect: {run_dir} has no results.jsonl (fix: pass the output_dir of a signal-hf run)") from None
+    gen = [r for r in rows if r.get("round", 0) > 0 and "generated" in r]
+    if round_idx is not None:
+        gen = [r for r in gen if r["round"] == round_idx]
+    if not gen:
+        what = f"round {round_idx} of " if round_idx is not None else ""
+        raise SignalHFError(f"inspect: no generative round in {what}{run_dir} (fix: inspect a run of a *-gen method, e.g. make demo-signal)")
+    stores = _stores(run_dir)
+    lines = [f"# What the generator wrote: {run_dir}", ""]
+    for row in sorted(gen, key=lambda r: (r["method"], r["seed"], r["round"])):
+        lines += _round_section(row, stores)
+    return "\n".join(lines).rstrip() + "\n"
