@@ -90,6 +90,7 @@ def test_killed_and_resumed_run_reproduces_the_recording(tmp_path, run_cli):
     assert_reproduces(out)
 
 
+@pytest.mark.slow  # two generative runs (~3 min on 2 quiet cores): make test-slow
 @pytest.mark.generator
 def test_generative_loop_reproduces_the_recording(tmp_path, run_cli):
     out = tmp_path / "run"
