@@ -209,3 +209,49 @@ def test_round_schedule_reports_each_checkpoint_once(R, loop, expected):
         labeled += plan.round_budget(r, labeled)
         schedule.append((plan.step_percent(r), labeled))
     assert schedule == expected
+
+
+# ---------------------------------------------------------------- stopping criteria
+
+
+def test_kappa_and_stopping_rules_hand_computed():
+    import torch
+
+    from signal_hf.loop.stopping import cohen_kappa, fired_criteria, normalised_entropy
+
+    a, b = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1])
+    # observed 3/4; expected 0.5·0.25 + 0.5·0.75 = 0.5 → κ = (0.75 − 0.5) / 0.5 = 0.5
+    assert cohen_kappa(a, b, 2) == pytest.approx(0.5)
+    assert cohen_kappa(a, a, 2) == 1.0 and cohen_kappa(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), 2) == 1.0
+    assert normalised_entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx(0.5, abs=1e-6)
+    rule = dict(kappa=0.9, window=2, max_uncertainty=0.2, max_labels=None)
+    assert fired_criteria(["stabilizing_predictions", "kappa_average"], kappas=[0.95], uncertainty=0.5, labeled=5, **rule) == []  # window not full
+    assert fired_criteria(["stabilizing_predictions", "kappa_average"], kappas=[0.1, 0.88, 0.93], uncertainty=0.5, labeled=5, **rule) == ["kappa_average"]
+    assert fired_criteria(["stabilizing_predictions", "kappa_average"], kappas=[0.91, 0.95], uncertainty=0.5, labeled=5, **rule) == ["stabilizing_predictions", "kappa_average"]
+    assert fired_criteria(["overall_uncertainty"], kappas=[], uncertainty=0.1, labeled=5, **rule) == ["overall_uncertainty"]
+    assert fired_criteria(["max_labels"], kappas=[], uncertainty=0.5, labeled=14, **{**rule, "max_labels": 14}) == ["max_labels"]
+
+
+def test_stop_when_ends_a_trial_early_and_resume_keeps_it_stopped(tmp_path):
+    out = tmp_path / "run"
+    cfg = config_from_dict({
+        "name": "stops", "data": {"dataset": "sst2", "pool_fraction": 0.0005, "max_test_samples": 48},
+        "classifier": {"backend": "probe", "max_length": 32},
+        "acquisition": {"strategies": ["random", "entropy"], "k": 3},
+        # |R| = 34, b = 7: round 1 reaches 14 labels, where the budget criterion must fire.
+        "loop": {"seeds": [0], "initial_fraction": 0.2, "step_fraction": 0.2, "max_fraction": 1.0,
+                 "stop_when": ["max_labels", "kappa_average"], "stop_max_labels": 14, "stop_window": 1},
+        "output": {"output_dir": str(out)},
+    })
+    run_experiment(cfg, show_progress=False)
+    rows = read_results(out)
+    for m in ("random", "entropy"):
+        mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["round"])
+        assert [r["round"] for r in mine] == [0, 1]  # not the 5 rounds to 100 %
+        assert "max_labels" in mine[1]["stopped_by"] and "stopped_by" not in mine[0]
+        assert -1.0 <= mine[1]["stop_kappa"] <= 1.0 and mine[1]["stop_kappas"] == [mine[1]["stop_kappa"]]
+        assert 0.0 <= mine[1]["stop_uncertainty"] <= 1.0
+    summary = (out / "summary.md").read_text()
+    assert "Stopped early (`loop.stop_when`):" in summary and "random seed 0: after round 1 (40 % of the pool, 14 labels) by " in summary
+    run_experiment(cfg, show_progress=False)  # resumed: the stopped trials stay stopped
+    assert len(read_results(out)) == len(rows)

@@ -283,6 +283,12 @@ def is_one_of(folder: str | os.PathLike, runs: Iterable[str | os.PathLike]) -> b
     return Path(folder).resolve() in {Path(r).resolve() for r in runs}
 
 
+def stopping_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Where each trial's stopping criteria fired: one line per trial that stopped early."""
+    fired = sorted((r["method"], r["seed"], r["round"], r.get("step_percent"), r["labeled"], r["stopped_by"]) for r in rows if r.get("stopped_by"))
+    return [f"{m} seed {s}: after round {r} ({p} % of the pool, {n} labels) by {', '.join(by)}" for m, s, r, p, n, by in fired]
+
+
 def write_report(
     output_dir: str | os.PathLike,
     title: str = "",
@@ -324,6 +330,9 @@ def write_report(
             "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
             + format_comparison(comparison) + "\n"
         )
+    stops = stopping_lines(rows)
+    if stops:
+        text += "\nStopped early (`loop.stop_when`):\n" + "".join(f"- {line}\n" for line in stops)
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"

@@ -6,6 +6,7 @@ data or model loads) and raises one :class:`~signal_hf.errors.ConfigError` namin
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -189,6 +190,17 @@ class LoopConfig:
             ``budget_split`` is ``fixed``; ignored with ``free`` (top-b over U = R ∪ S).
         budget_split: ``free`` (top-b over U), ``fixed`` (``synthetic_share``) or ``adaptive``
             (the share follows the generator's acquired share of the previous round).
+        stop_when: stopping criteria that end a trial early, checked after every round (empty: run to
+            the last checkpoint): ``stabilizing_predictions`` (Bloodgood & Vijay-Shanker 2009: Cohen's
+            kappa between consecutive rounds' predictions on the real pool ≥ ``stop_kappa`` for the last
+            ``stop_window`` round pairs), ``kappa_average`` (small-text's: their mean ≥ ``stop_kappa``),
+            ``overall_uncertainty`` (mean normalised entropy on the unlabeled real pool <
+            ``stop_uncertainty``), ``max_labels`` (|L| ≥ ``stop_max_labels``). The first round at which
+            any fires is the trial's last; its row names them (``stopped_by``) and the report says so.
+        stop_kappa: the agreement the kappa criteria need (Bloodgood & Vijay-Shanker: 0.99).
+        stop_window: how many consecutive round pairs the kappa criteria look at.
+        stop_uncertainty: the ``overall_uncertainty`` threshold, in (0, 1].
+        stop_max_labels: the ``max_labels`` budget (|L|, real and synthetic).
     """
 
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -198,9 +210,25 @@ class LoopConfig:
     signal_max_fraction: float = 2.0
     synthetic_share: float = 0.5
     budget_split: Literal["free", "fixed", "adaptive"] = "free"
+    stop_when: list[Literal["stabilizing_predictions", "kappa_average", "overall_uncertainty", "max_labels"]] = field(default_factory=list)
+    stop_kappa: float = 0.99
+    stop_window: int = 3
+    stop_uncertainty: float = 0.1
+    stop_max_labels: int | None = None
 
     def __post_init__(self) -> None:
         check_choices("loop", self)
+        known = typing.get_args(typing.get_args(typing.get_type_hints(LoopConfig)["stop_when"])[0])
+        for i, name in enumerate(self.stop_when):
+            if name not in known:
+                raise ConfigError(f"loop.stop_when[{i}]", f"{name!r} is not one of {list(known)}", f"use one of {list(known)}")
+        if "max_labels" in self.stop_when and self.stop_max_labels is None:
+            raise ConfigError("loop.stop_max_labels", "stop_when lists max_labels but no budget is set", "set loop.stop_max_labels, e.g. 100")
+        in_unit_interval("loop.stop_kappa", self.stop_kappa, "e.g. 0.99")
+        positive("loop.stop_window", self.stop_window, "e.g. 3")
+        in_unit_interval("loop.stop_uncertainty", self.stop_uncertainty, "e.g. 0.1")
+        if self.stop_max_labels is not None:
+            positive("loop.stop_max_labels", self.stop_max_labels, "e.g. 100")
         non_empty_unique("loop.seeds", self.seeds, "seed", "[0]")
         positive("loop.initial_fraction", self.initial_fraction, "e.g. 0.1")
         positive("loop.step_fraction", self.step_fraction, "e.g. 0.1 (the paper's +10% per round)")

@@ -1,9 +1,9 @@
 """The stages of one round, in order: generate → score → select → annotate → retrain →
-self-inform → probe, then save. Each takes the trial's :class:`RoundContext` and the :class:`RoundState`
+self-inform → probe → check-stop, then save. Each takes the trial's :class:`RoundContext` and the :class:`RoundState`
 so far and returns the new state and the measurements it adds to the round's row.
 
-Round 0 runs ``retrain`` only (its labeled set is the seeded random initial set); a pool-based
-method skips ``generate``, ``self_inform`` and ``probe``; a frozen generator skips ``self_inform``.
+Round 0 runs ``retrain`` (and ``check_stop``) only (its labeled set is the seeded random initial set); a pool-based
+method skips ``generate``, ``self_inform`` and ``probe``; a frozen generator skips ``self_inform``; ``check_stop`` runs with ``loop.stop_when``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from datasets import Dataset, concatenate_datasets
 
 from ..acquisition.budget import split_budget
@@ -22,7 +23,7 @@ from ..types import AcquisitionState
 from .records import round_state
 from .state import RoundContext, RoundState, derive_seed, labeled_features
 
-__all__ = ["generate", "score", "select", "annotate", "retrain", "self_inform", "probe", "save", "candidates_of"]
+__all__ = ["generate", "score", "select", "annotate", "retrain", "self_inform", "probe", "check_stop", "save", "candidates_of"]
 
 Metrics = dict
 
@@ -187,6 +188,39 @@ def probe(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
     metrics = probe_metrics(measure(on), measure(off), label_names=names, seed=derive_seed(ctx.seed, r, "probe-bootstrap"))
     metrics["probe_s"] = time.perf_counter() - t
     return state, metrics
+
+
+def stop_set_outputs(ctx: RoundContext, state: RoundState) -> tuple[torch.Tensor, torch.Tensor]:
+    """M's probabilities on every real-pool item (from the pass over L and the candidates), and
+    which of them are unlabeled."""
+    model = state.model
+    row_of = {i: (model.labeled_out, n, False) for n, i in enumerate(state.labeled["id"][:])}
+    row_of.update({i: (model.candidates_out, n, True) for n, i in enumerate(model.candidate_ids)})
+    rows = [row_of[i] for i in ctx.real_pool["id"][:]]
+    return torch.stack([out.probs[n] for out, n, _ in rows]), torch.tensor([unl for _, _, unl in rows])
+
+
+def check_stop(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
+    """``loop.stop_when``: this round's predictions on the stop set (the real pool) against the
+    previous round's, and its uncertainty; the criteria that fire make this round the last."""
+    from .stopping import cohen_kappa, fired_criteria, normalised_entropy
+
+    loop = ctx.cfg.loop
+    probs, unlabeled = stop_set_outputs(ctx, state)
+    preds = probs.argmax(-1)
+    kappas = state.kappas
+    metrics: Metrics = {"stop_uncertainty": normalised_entropy(probs[unlabeled])}
+    if state.stop_predictions is not None:
+        kappas = (*kappas, cohen_kappa(state.stop_predictions, preds, ctx.task.spec.num_labels))
+        metrics["stop_kappa"] = kappas[-1]
+    metrics["stop_kappas"] = list(kappas)  # the history travels in the saved state (resume decides alike)
+    fired = fired_criteria(
+        loop.stop_when, kappas=kappas, uncertainty=metrics["stop_uncertainty"], labeled=len(state.labeled),
+        kappa=loop.stop_kappa, window=loop.stop_window, max_uncertainty=loop.stop_uncertainty, max_labels=loop.stop_max_labels,
+    )
+    if fired:
+        metrics["stopped_by"] = fired
+    return replace(state, stop_predictions=preds, kappas=kappas, stopped_by=tuple(fired)), metrics
 
 
 def save(ctx: RoundContext, state: RoundState, metrics: Metrics) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 from datasets import Dataset
 
 from ..acquisition import QueryStrategy
@@ -92,7 +93,11 @@ class RoundState:
         candidates: U \\ L as scored this round (after ``score``).
         scored: (outputs over L, outputs over ``candidates``) the selection reads.
         chosen: the items selected this round, before annotation (after ``select``).
-        stop: why the trial ends at this round (nothing left to acquire), or ``None``.
+        stop: why the trial ends at this round without saving it (nothing left to acquire), or ``None``.
+        stopped_by: the stopping criteria (``loop.stop_when``) that fired after this round: it is saved
+            and is the trial's last.
+        stop_predictions: this round's predictions on the stop set (the real pool), for the next kappa.
+        kappas: Cohen's kappa of each pair of consecutive rounds' stop-set predictions so far.
     """
 
     round: int
@@ -104,3 +109,11 @@ class RoundState:
     scored: tuple[PoolOutputs, PoolOutputs] | None = None
     chosen: Dataset | None = None
     stop: str | None = None
+    stopped_by: tuple[str, ...] = ()
+    stop_predictions: torch.Tensor | None = None
+    kappas: tuple[float, ...] = ()
+
+    def next_round(self) -> "RoundState":
+        """The state a new round starts from: this round's L, S, share, model and stopping history."""
+        return RoundState(self.round + 1, self.labeled, self.synthetic, self.synthetic_share, model=self.model,
+                          stop_predictions=self.stop_predictions, kappas=self.kappas)

@@ -7,6 +7,7 @@ round makes the same selections as an uninterrupted one.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -58,20 +59,23 @@ class Trial:
         state = self._resume(rows)
         if state is None:
             state = self._round(self._initial_state(), rows)
-        elif state.round < self.num_rounds:
+        elif state.round < self.num_rounds and not state.stopped_by:
             state, _ = stages.retrain(self.ctx, state)  # the stored round's M, to score the next round
-        while state is not None and state.round < self.num_rounds:
-            state = self._round(RoundState(state.round + 1, state.labeled, state.synthetic, state.synthetic_share, model=state.model), rows)
+            if self.ctx.cfg.loop.stop_when:  # and its stop-set predictions, for the next round's kappa
+                state = replace(state, stop_predictions=stages.stop_set_outputs(self.ctx, state)[0].argmax(-1))
+        while state is not None and state.round < self.num_rounds and not state.stopped_by:
+            state = self._round(state.next_round(), rows)
         return rows
 
     def _stages(self, round_idx: int) -> list:
+        m, stopping = self.method, bool(self.ctx.cfg.loop.stop_when)
         if round_idx == 0:  # the seeded random initial set: nothing to generate or select
-            return [stages.retrain]
-        m = self.method
-        steps = (
-            (stages.generate, m.generate), (stages.score, True), (stages.select, True), (stages.annotate, True),
-            (stages.retrain, True), (stages.self_inform, m.self_inform), (stages.probe, m.generate),
-        )
+            steps = ((stages.retrain, True), (stages.check_stop, stopping))
+        else:
+            steps = (
+                (stages.generate, m.generate), (stages.score, True), (stages.select, True), (stages.annotate, True),
+                (stages.retrain, True), (stages.self_inform, m.self_inform), (stages.probe, m.generate), (stages.check_stop, stopping),
+            )
         return [stage for stage, on in steps if on]
 
     def _round(self, state: RoundState, rows: list[dict]) -> RoundState | None:
@@ -88,6 +92,8 @@ class Trial:
         rev = stages.save(self.ctx, state, metrics)
         if state.round:
             check_ranks_agree(self.run_id, state.round, metrics["selected_ids"], self.ctx.generator)
+        if state.stopped_by:
+            log_event("stop", run=self.run_id, round=state.round, reason=",".join(state.stopped_by))
         if self.ctx.generator is not None:  # the next round generates with this round's (saved) adapter
             self.ctx.generator.revision = rev
         row = result_row(self.ctx, state.round, state.labeled, state.model.accuracy, {**metrics, "revision": rev})
@@ -122,14 +128,17 @@ class Trial:
         if rec.state.get("recipe_hash") != recipe_hash(ctx.cfg):
             raise ConfigError("output.output_dir", f"the store already holds run {self.run_id} of a different recipe", "use a new output_dir, or resume with the recipe saved in the run folder")
         synthetic = rec.datasets["synthetic_pool"]
-        state = RoundState(start, rec.datasets["labeled"], synthetic if len(synthetic) else self._empty_synthetic(), rec.state.get("synthetic_share", ctx.cfg.loop.synthetic_share))
+        state = RoundState(
+            start, rec.datasets["labeled"], synthetic if len(synthetic) else self._empty_synthetic(), rec.state.get("synthetic_share", ctx.cfg.loop.synthetic_share),
+            stopped_by=tuple(rec.state.get("stopped_by", ())), kappas=tuple(rec.state.get("stop_kappas", ())),
+        )
         log_event("resume", run=self.run_id, from_round=start, labeled=len(state.labeled))
         for row in restore_rows(ctx, self.results, start, rec) if self.is_main else []:
             self.results.append(row)
             rows.append(row)
         if self.progress is not None:
             self.progress.advance(start + 1)
-        if start < self.num_rounds and self.method.generate:  # finished runs load no generator
+        if start < self.num_rounds and not state.stopped_by and self.method.generate:  # finished runs load no generator
             self._load_generator(rec.adapter_path, rec.revision)
         return state
 
