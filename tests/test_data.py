@@ -100,3 +100,21 @@ def test_max_test_samples_is_a_fixed_subset(data_dir):
     a = load_task(DataConfig(dataset="sst2", data_dir=str(data_dir), max_test_samples=100))
     b = load_task(DataConfig(dataset="sst2", data_dir=str(data_dir), max_test_samples=100))
     assert len(a.test) == 100 and a.test["id"][:] == b.test["id"][:]
+
+
+def test_task_type_is_inferred_from_the_labels_not_assumed(tmp_path):
+    from signal_hf.config import DataConfig
+    from signal_hf.data import load_task
+    from signal_hf.data.files import infer_task_type
+
+    assert infer_task_type(["negative", "positive"], False) == "sentiment"
+    assert infer_task_type(["Neutral", "negative", "positive"], False) == "sentiment"
+    assert infer_task_type(["billing", "shipping", "returns"], False) == "topic"
+    assert infer_task_type(["entailment", "not_entailment"], True) == "pair"
+    rows = "text,label\n" + "".join(f"ticket {i} about {'billing' if i % 2 else 'shipping'},{'billing' if i % 2 else 'shipping'}\n" for i in range(8))
+    (tmp_path / "train.csv").write_text(rows)
+    (tmp_path / "test.csv").write_text(rows)
+    task = load_task(DataConfig(dataset=str(tmp_path), verify_checksums=False))
+    assert task.spec.task_type == "topic" and any("inferred" in n for n in task.notes)
+    chosen = load_task(DataConfig(dataset=str(tmp_path), verify_checksums=False, task_type="sentiment"))
+    assert chosen.spec.task_type == "sentiment" and not any("inferred" in n for n in chosen.notes)

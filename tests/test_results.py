@@ -104,3 +104,13 @@ def test_plot_draws_the_two_signal_variants_apart(tmp_path, monkeypatch):
     styles.clear()
     plot_learning_curves(summarize(SIGNAL + RANDOM), tmp_path / "b.png")  # one variant: solid
     assert styles == {"random": "-", "signal": "-"} and (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_a_merge_of_runs_on_different_datasets_is_refused(tmp_path):
+    for name, rows, dataset in (("a", RANDOM, "sst2"), ("b", SIGNAL, "ag_news")):
+        log = ResultsLog(tmp_path / name)
+        for r in rows:
+            log.append({**r, "dataset": dataset})
+    with pytest.raises(ValueError, match=r"different datasets \(ag_news, sst2\)"):
+        write_report(tmp_path / "merged", sources=[tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "merged").exists()  # refused before anything is written

@@ -223,15 +223,21 @@ def cmd_train_annotator(argv: list[str]) -> int:
     from .annotator import train_annotator
     from .config import load_recipe
 
-    p = argparse.ArgumentParser(prog="signal-hf train-annotator", description="Fine-tune the model oracle on the train split and report its test accuracy.")
-    p.add_argument("recipe")
-    p.add_argument("--output", default=None, help="folder for the annotator (default: oracle.annotator_path)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (default: the whole train split)")
+    p = argparse.ArgumentParser(
+        prog="signal-hf train-annotator", description="Fine-tune the model oracle on the train split and report its test accuracy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("recipe", help="the recipe whose data, classifier and oracle sections are used")
+    p.add_argument("--output", default=None, help="folder for the annotator (None: the recipe's oracle.annotator_path)")
+    p.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (None: the whole train split)")
     p.add_argument("--epochs", type=float, default=1.0, help="epochs over the train rows, within [classifier.min_steps, --max-steps] steps")
-    p.add_argument("--max-steps", type=int, default=None, help="step ceiling (default: classifier.max_steps; -1: none)")
+    p.add_argument("--max-steps", type=int, default=None, help="step ceiling (None: the recipe's classifier.max_steps; -1: no ceiling)")
     a, rest = p.parse_known_args(argv)
     cfg = load_recipe(a.recipe, rest)
     _setup_logging(cfg.output.log_level)
+    import datasets
+
+    datasets.disable_progress_bars()  # one result line, not the map/filter bars
     out, acc = train_annotator(cfg, output=a.output, max_train_samples=a.max_train_samples, epochs=a.epochs, max_steps=a.max_steps)
     from .annotator import PAPER_ANNOTATOR_ACCURACY
 

@@ -315,6 +315,9 @@ def write_report(
         keys = [tuple(r.get(k) for k in KEY) for r in rows]
         if len(set(keys)) != len(keys):
             raise ValueError("the runs share (method, seed, round) rows: merge runs of different methods")
+        names = sorted({str(r.get("dataset")) for r in rows})
+        if len(names) > 1:
+            raise ValueError(f"the runs are on different datasets ({', '.join(names)}): one table compares methods on one dataset; plot each run on its own")
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     table = format_table(summary)

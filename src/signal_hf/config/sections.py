@@ -35,7 +35,9 @@ class DataConfig:
         label_names: the label list in index order; ``None`` = from the dataset features, or the
             sorted distinct labels of the train split.
         task_type: ``sentiment``, ``topic`` or ``pair``; selects the generator's instruction
-            template. Empty = inferred (pair when ``text_pair_column`` is set, else sentiment).
+            template. Empty = inferred: ``pair`` when ``text_pair_column`` is set, ``sentiment`` when
+            every label is a sentiment word (negative/positive/neutral, …), else ``topic``; reports
+            note the inference.
         pool_fraction: size of the real pool R as a fraction of ``original_train_size``
             (0.001 = the paper's 0.1 %).
         original_train_size: the train size the fraction refers to; ``None`` = the loaded train

@@ -202,6 +202,17 @@ def _text_label_names(train: Dataset, cfg: DataConfig) -> list[str] | None:
     return values if values and not all(v.lstrip("-").isdigit() for v in values) else None
 
 
+_SENTIMENT_WORDS = frozenset({"negative", "positive", "neutral", "neg", "pos", "bad", "good", "mixed", "very negative", "very positive"})
+
+
+def infer_task_type(label_names: list[str], is_pair: bool) -> str:
+    """``pair`` for two text columns, ``sentiment`` when every label is a sentiment word, else ``topic``
+    (the generator's instruction template; ``data.task_type`` overrides)."""
+    if is_pair:
+        return "pair"
+    return "sentiment" if {n.strip().lower() for n in label_names} <= _SENTIMENT_WORDS else "topic"
+
+
 def load_local_or_hub(cfg: DataConfig) -> TaskData:
     path = Path(cfg.dataset).expanduser()
     if path.exists():
@@ -222,10 +233,13 @@ def load_local_or_hub(cfg: DataConfig) -> TaskData:
         raise DataError(f"data.label_column: the train split has {len(classes)} class ({only!r}); a classifier needs at least two (fix: check data.label_column and the file)")
     test = normalise(raw["test"], cfg.text_column, cfg.text_pair_column, cfg.label_column, label_names, f"{source}-test")
     is_pair = cfg.text_pair_column is not None
+    task_type = cfg.task_type or infer_task_type(label_names, is_pair)
+    if not cfg.task_type:
+        notes.append(f"task type {task_type!r} inferred from the labels {list(label_names)} (set data.task_type to choose)")
     spec = TaskSpec(
         name=source,
         label_names=tuple(label_names),
-        task_type=cfg.task_type or ("pair" if is_pair else "sentiment"),
+        task_type=task_type,
         is_pair=is_pair,
         text_field_names=(cfg.text_column, cfg.text_pair_column) if is_pair else (cfg.text_column,),
     )

@@ -102,6 +102,9 @@ class Trial:
         rows.append(row)
         numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         log_event("round", run=self.run_id, round=state.round, labeled=len(state.labeled), accuracy=state.model.accuracy, **numeric)
+        if state.round == 1 and "round_s" in metrics:  # a first estimate, once a round has been measured
+            left = self.num_rounds - 1
+            log_event("estimate", run=self.run_id, seconds_per_round=metrics["round_s"], rounds_left=left, trial_left_s=metrics["round_s"] * left)
         if self.progress is not None:
             self.progress.advance()
         return state
