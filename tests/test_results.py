@@ -114,3 +114,20 @@ def test_a_merge_of_runs_on_different_datasets_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"different datasets \(ag_news, sst2\)"):
         write_report(tmp_path / "merged", sources=[tmp_path / "a", tmp_path / "b"])
     assert not (tmp_path / "merged").exists()  # refused before anything is written
+
+
+def test_the_report_shows_the_probe_of_the_rl_effect(tmp_path):
+    from signal_hf.probe_report import probe_table
+
+    rows = [dict(r) for r in RANDOM]
+    for seed, (on, off, low) in enumerate(((1.0, 0.5, 0.2), (0.8, 0.6, -0.1))):
+        rows.append({"method": "signal-gen", "seed": seed, "round": 1, "step_percent": 20, "accuracy": 0.7,
+                     "probe_reward_on": on, "probe_reward_off": off, "probe_gain": on - off, "probe_gain_low": low})
+    table = probe_table(rows)
+    assert "| signal-gen | 1 | 0.9 ± 0.1 | 0.55 ± 0.05 | 0.35 | 1 of 2 (0) |" in table
+    log = ResultsLog(tmp_path)
+    for r in rows:
+        log.append(r)
+    write_report(tmp_path, title="t")
+    assert table in (tmp_path / "summary.md").read_text() and (tmp_path / "probe_rewards.png").stat().st_size > 0
+    assert probe_table(RANDOM) == ""  # no generative rows, no section

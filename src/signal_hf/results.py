@@ -333,6 +333,12 @@ def write_report(
             "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
             + format_comparison(comparison) + "\n"
         )
+    from .probe_report import plot_probe_rewards, probe_table
+
+    probes = probe_table(rows)
+    if probes:
+        text += "\nThe RL effect (`rl.probe_prompts`): the same probe prompts sampled by the trained (adapter on) and the pretrained (adapter off) generator, scored with the round's reward; `probe_rewards.png` draws both.\n\n" + probes + "\n"
+        plot_probe_rewards(rows, out / "probe_rewards.png", title=title)
     stops = stopping_lines(rows)
     if stops:
         text += "\nStopped early (`loop.stop_when`):\n" + "".join(f"- {line}\n" for line in stops)

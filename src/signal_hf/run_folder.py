@@ -31,7 +31,7 @@ LOCK_FILE = ".signal_hf.lock"
 #: What a signal_hf run (or a grid's merged report) writes into its folder.
 RUN_ENTRIES = frozenset(
     {"recipe.yaml", "recipe.tmp", "results.jsonl", "results.jsonl.tmp", "summary.md", "summary.json", "learning_curves.png",
-     "store", "work", "seeds", "grid.json", "inspect.md", LOCK_FILE}
+     "store", "work", "seeds", "grid.json", "inspect.md", "probe_rewards.png", LOCK_FILE}
 )
 FIELD = "output.output_dir"
 
