@@ -283,6 +283,30 @@ def is_one_of(folder: str | os.PathLike, runs: Iterable[str | os.PathLike]) -> b
     return Path(folder).resolve() in {Path(r).resolve() for r in runs}
 
 
+def _analysis_sections(rows: list[dict[str, Any]], out: Path, title: str) -> str:
+    """The report's sections after the table: SIGnAL vs each method, the RL effect (and its plot),
+    where trials stopped early."""
+    from .probe_report import plot_probe_rewards, probe_table
+
+    text = ""
+    comparison = compare_methods(rows)
+    if comparison:
+        text += (
+            "\nSIGnAL against each other method on the checkpoints both reached: a *win* (*loss*) is a checkpoint "
+            "where the mean ± std bands do not overlap and SIGnAL is above (below); otherwise a *tie*. Mean "
+            "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
+            + format_comparison(comparison) + "\n"
+        )
+    probes = probe_table(rows)
+    if probes:
+        text += "\nThe RL effect (`rl.probe_prompts`): the same probe prompts sampled by the trained (adapter on) and the pretrained (adapter off) generator, scored with the round's reward; `probe_rewards.png` draws both.\n\n" + probes + "\n"
+        plot_probe_rewards(rows, out / "probe_rewards.png", title=title)
+    stops = stopping_lines(rows)
+    if stops:
+        text += "\nStopped early (`loop.stop_when`):\n" + "".join(f"- {line}\n" for line in stops)
+    return text
+
+
 def stopping_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
     """Where each trial's stopping criteria fired: one line per trial that stopped early."""
     fired = sorted((r["method"], r["seed"], r["round"], r.get("step_percent"), r["labeled"], r["stopped_by"]) for r in rows if r.get("stopped_by"))
@@ -325,23 +349,7 @@ def write_report(
     if not notes:
         notes = sorted({n for r in rows for n in r.get("notes", [])})
     text = f"# {title or 'results'}\n\nTest accuracy (%) at each share of acquired data, mean ± std over seeds.\n\n{table}\n"
-    comparison = compare_methods(rows)
-    if comparison:
-        text += (
-            "\nSIGnAL against each other method on the checkpoints both reached: a *win* (*loss*) is a checkpoint "
-            "where the mean ± std bands do not overlap and SIGnAL is above (below); otherwise a *tie*. Mean "
-            "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
-            + format_comparison(comparison) + "\n"
-        )
-    from .probe_report import plot_probe_rewards, probe_table
-
-    probes = probe_table(rows)
-    if probes:
-        text += "\nThe RL effect (`rl.probe_prompts`): the same probe prompts sampled by the trained (adapter on) and the pretrained (adapter off) generator, scored with the round's reward; `probe_rewards.png` draws both.\n\n" + probes + "\n"
-        plot_probe_rewards(rows, out / "probe_rewards.png", title=title)
-    stops = stopping_lines(rows)
-    if stops:
-        text += "\nStopped early (`loop.stop_when`):\n" + "".join(f"- {line}\n" for line in stops)
+    text += _analysis_sections(rows, out, title)
     if notes:
         text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     text += "\nSoftware: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()) + "\n"
