@@ -70,6 +70,9 @@ def plot_probe_rewards(rows: Iterable[dict[str, Any]], path: str | os.PathLike, 
             color = line.get_color()
             ax.fill_between(rounds, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)], alpha=0.15, color=color)
     n = max((len(v) for d in data.values() for v in d.values()), default=0)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
     ax.set_xlabel("round")
     ax.set_ylabel("probe reward (raw SIGnAL score, retrained classifier)")
     ax.set_title(title or "self-informing: trained vs pretrained generator", fontsize=10)
