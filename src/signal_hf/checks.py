@@ -49,19 +49,23 @@ def non_empty_unique(where: str, values: list, what: str, example: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (f.name, typing.get_args(hints[f.name]))
-        for f in dataclasses.fields(cls)
-        if typing.get_origin(hints[f.name]) is Literal
-    )
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...], bool], ...]:
+    """``(field, choices, is_list)`` of every ``Literal`` and ``list[Literal]`` field of ``cls``."""
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        if typing.get_origin(tp) is Literal:
+            out.append((f.name, typing.get_args(tp), False))
+        elif typing.get_origin(tp) is list and typing.get_origin(item := typing.get_args(tp)[0]) is Literal:
+            out.append((f.name, typing.get_args(item), True))
+    return tuple(out)
 
 
 def check_choices(section: str, obj: Any) -> None:
-    """Raise :class:`ConfigError` (``section.field``) for the first ``Literal`` field of the dataclass
-    instance ``obj`` whose value is not one of the annotation's choices."""
-    for name, allowed in _literal_fields(type(obj)):
+    """Raise :class:`ConfigError` (``section.field``, ``section.field[i]`` for list items) for the first
+    ``Literal`` value of the dataclass instance ``obj`` that is not one of the annotation's choices."""
+    for name, allowed, is_list in _literal_fields(type(obj)):
         value = getattr(obj, name)
-        if value not in allowed:
-            raise ConfigError(f"{section}.{name}", f"{value!r} is not one of {list(allowed)}", f"use one of {list(allowed)}")
+        for where, v in ([(f"{name}[{i}]", v) for i, v in enumerate(value)] if is_list else [(name, value)]):
+            if v not in allowed:
+                raise ConfigError(f"{section}.{where}", f"{v!r} is not one of {list(allowed)}", f"use one of {list(allowed)}")

@@ -199,8 +199,13 @@ class ScoreStrategy(QueryStrategy):
         return self.compute_scores(state)
 
     def query(self, state: AcquisitionState, n: int) -> torch.LongTensor:
+        return self.query_with_scores(state, n)[0]
+
+    def query_with_scores(self, state: AcquisitionState, n: int) -> tuple[torch.LongTensor, torch.Tensor]:
+        """``query``'s picks and every candidate's score, from one scoring pass."""
         n = self._check_n(n)
-        return top_n(self.scores(state), n)
+        scores = self.scores(state)
+        return top_n(scores, n), scores
 
     @abstractmethod
     def compute_scores(self, state: AcquisitionState) -> torch.Tensor:

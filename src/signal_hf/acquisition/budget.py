@@ -50,10 +50,12 @@ def split_budget(
     """Pick ``n`` of the candidates of ``state`` (their ``sources``: ``real``/``synthetic``)."""
     syn_idx = [i for i, s in enumerate(sources) if s == "synthetic"]
     real_idx = [i for i, s in enumerate(sources) if s != "synthetic"]
-    scores = strategy.scores(state) if strategy.has_scores else None
     if mode == "free" or not syn_idx or not real_idx:
-        picked = strategy.query(state, n).tolist()
-        return BudgetSplit(picked, share, scores=_picked_scores(scores, picked))
+        if not strategy.has_scores:
+            return BudgetSplit(strategy.query(state, n).tolist(), share)
+        picked, scores = strategy.query_with_scores(state, n)
+        return BudgetSplit(picked.tolist(), share, scores=_picked_scores(scores, picked.tolist()))
+    scores = strategy.scores(state) if strategy.has_scores else None
     info: dict[str, float] = {}
     if scores is not None:
         free = top_n(scores, n).tolist()

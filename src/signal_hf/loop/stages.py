@@ -183,21 +183,21 @@ def probe(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
     names = ctx.task.spec.label_names
     oracle = ctx.synthetic_oracle if ctx.synthetic_oracle is not None and ctx.synthetic_oracle.name != "human" else None  # never ask a person
     annotate = (lambda items: [names[y] for y in oracle.annotate(Dataset.from_list(items)) if y is not None]) if oracle is not None else None
-    real_emb = state.model.classifier.pool_outputs(ctx.real_pool.select_columns(ctx.retrainer.text_cols)).embeddings
+    real_emb = real_pool_outputs(ctx, state, "embeddings")[0]
     measure = lambda texts: measure_policy(texts, parse_fn=reward.parse_fn, classify=reward.classify, score_outputs=reward.score_outputs, annotate=annotate, real_embeddings=real_emb)  # noqa: E731
     metrics = probe_metrics(measure(on), measure(off), label_names=names, seed=derive_seed(ctx.seed, r, "probe-bootstrap"))
     metrics["probe_s"] = time.perf_counter() - t
     return state, metrics
 
 
-def stop_set_outputs(ctx: RoundContext, state: RoundState) -> tuple[torch.Tensor, torch.Tensor]:
-    """M's probabilities on every real-pool item (from the pass over L and the candidates), and
-    which of them are unlabeled."""
+def real_pool_outputs(ctx: RoundContext, state: RoundState, field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """M's ``field`` (``probs``, ``embeddings``) for every real-pool item, read from the round's pass
+    over L and the candidates (no new inference), and which of them are unlabeled."""
     model = state.model
     row_of = {i: (model.labeled_out, n, False) for n, i in enumerate(state.labeled["id"][:])}
     row_of.update({i: (model.candidates_out, n, True) for n, i in enumerate(model.candidate_ids)})
     rows = [row_of[i] for i in ctx.real_pool["id"][:]]
-    return torch.stack([out.probs[n] for out, n, _ in rows]), torch.tensor([unl for _, _, unl in rows])
+    return torch.stack([getattr(out, field)[n] for out, n, _ in rows]), torch.tensor([unl for _, _, unl in rows])
 
 
 def check_stop(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
@@ -206,7 +206,7 @@ def check_stop(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metric
     from .stopping import cohen_kappa, fired_criteria, normalised_entropy
 
     loop = ctx.cfg.loop
-    probs, unlabeled = stop_set_outputs(ctx, state)
+    probs, unlabeled = real_pool_outputs(ctx, state, "probs")
     preds = probs.argmax(-1)
     kappas = state.kappas
     metrics: Metrics = {"stop_uncertainty": normalised_entropy(probs[unlabeled])}

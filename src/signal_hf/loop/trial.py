@@ -62,7 +62,7 @@ class Trial:
         elif state.round < self.num_rounds and not state.stopped_by:
             state, _ = stages.retrain(self.ctx, state)  # the stored round's M, to score the next round
             if self.ctx.cfg.loop.stop_when:  # and its stop-set predictions, for the next round's kappa
-                state = replace(state, stop_predictions=stages.stop_set_outputs(self.ctx, state)[0].argmax(-1))
+                state = replace(state, stop_predictions=stages.real_pool_outputs(self.ctx, state, "probs")[0].argmax(-1))
         while state is not None and state.round < self.num_rounds and not state.stopped_by:
             state = self._round(state.next_round(), rows)
         return rows
