@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU wheel on this workplace's disk; GPU users: make install TORCH=torch==2.14.1 EXTRAS=offline,test,gpu
 TORCH ?= torch==2.13.0
-EXTRAS ?= offline,setfit,test
+EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
 .PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu clean
@@ -43,10 +43,10 @@ UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(UV)"
-	$(UV_COMPILE) pyproject.toml --extra offline --extra setfit --extra test --override requirements/overrides.txt --no-header -o $(LOCK).main
+	$(UV_COMPILE) pyproject.toml --extra offline --extra setfit --extra tracking --extra labelstudio --extra test --override requirements/overrides.txt --no-header -o $(LOCK).main
 	$(UV_COMPILE) requirements/nodeps.in --no-deps --no-header -o $(LOCK).nodeps
 	{ echo "# The whole environment of make install, hashes checked: make lock regenerates it (uv pip compile of"; \
-	  echo "# pyproject.toml [offline,setfit,test] + requirements/overrides.txt, then requirements/nodeps.in without deps)."; \
+	  echo "# pyproject.toml [offline,setfit,tracking,labelstudio,test] + requirements/overrides.txt, then requirements/nodeps.in without deps)."; \
 	  cat $(LOCK).main; echo "# ---- installed without their declared dependencies (requirements/nodeps.in)"; cat $(LOCK).nodeps; } > $(LOCK)
 	rm -f $(LOCK).main $(LOCK).nodeps
 
