@@ -100,6 +100,7 @@ def test_rounds_are_branches_with_descriptive_commits(pushed, api):
     files = api.list_repo_files(DATASET_REPO, repo_type="dataset", revision=f"{RUN}-round-1")
     assert sorted(files) == [
         ".gitattributes",
+        "README.md",  # the round's dataset card
         "data/labeled-00000-of-00001.parquet",
         "data/real_pool-00000-of-00001.parquet",
         "signal_manifest.json",  # the round is verifiable from its Hub copy too
@@ -171,8 +172,42 @@ def test_peft_adapter_pushed_and_loaded_by_revision(pushed, adapters):
 
 
 def assert_same_files_subset(snapshot: Path, adapter_dir: Path) -> None:
+    """The snapshot holds every adapter file byte for byte, but README.md: the store's model card replaces peft's."""
     for f in adapter_dir.iterdir():
-        assert (snapshot / f.name).read_bytes() == f.read_bytes(), f.name
+        if f.name != "README.md":
+            assert (snapshot / f.name).read_bytes() == f.read_bytes(), f.name
+    assert "signal_hf generator adapter" in (snapshot / "README.md").read_text()
+
+
+def test_pushed_round_cards_load_from_the_hub(server, adapters, tmp_path):
+    from huggingface_hub import DatasetCard, ModelCard, hf_hub_download
+
+    from signal_hf.config.experiment import ExperimentConfig
+
+    recipe = ExperimentConfig().to_dict()
+    recipe["generator"]["model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    run, rev = "card-run", "card-run-round-1"
+    state = {"accuracy": 0.8125, "recipe": recipe, "method": "signal", "seed": 0, "rl_reward_mean": 0.25, "rl_kl": 0.01}
+    store = make_store(tmp_path / "cards")
+    store.save_round(run, 1, datasets=round_datasets(1), state=state, adapter_dir=adapters[1])
+    assert store.pending() == []
+    # huggingface_hub 2.4's RepoCard.load reads a repo's main branch only: fetch the round's README.md.
+    card = DatasetCard.load(hf_hub_download(DATASET_REPO, "README.md", repo_type="dataset", revision=rev))
+    assert card.data.signal_hf["test_accuracy"] == 0.8125 and card.data.signal_hf["round"] == 1
+    assert sorted(c["config_name"] for c in card.data.configs) == ["default", "labeled", "real_pool", "synthetic_pool"]
+    assert f'load_dataset("{DATASET_REPO}", "labeled", split="train", revision="{rev}")' in card.text
+    # The card's configs work on the Hub copy: one split by config name, at the round's revision.
+    labeled = datasets.load_dataset(DATASET_REPO, "labeled", split="train", revision=rev, cache_dir=str(tmp_path / "c"))
+    assert labeled.to_dict() == round_datasets(1)["labeled"].to_dict()
+    model = ModelCard.load(hf_hub_download(MODEL_REPO, "README.md", revision=rev))
+    assert model.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and model.data.library_name == "peft"
+    assert model.data.datasets == [DATASET_REPO]
+    assert model.data.signal_hf["test_accuracy"] == 0.8125 and model.data.signal_hf["rl"]["rl_reward_mean"] == 0.25
+    assert f'PeftModel.from_pretrained(base, "{MODEL_REPO}", revision="{rev}")' in model.text
+    # The pushed cards are the local ones, byte for byte (and so pass the round's manifest on a Hub load).
+    local = store.local.round_dir(run, 1)
+    assert Path(hf_hub_download(DATASET_REPO, "README.md", repo_type="dataset", revision=rev)).read_bytes() == (local / "README.md").read_bytes()
+    assert store.load_round_from_hub(run, 1).state == state
 
 
 def test_redone_round_replaces_branch_content(server, adapters, api, tmp_path):

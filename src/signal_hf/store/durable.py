@@ -33,3 +33,11 @@ def write_json(path: Path, obj: object) -> None:
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8 (newlines as given) and fsync it."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -5,10 +5,11 @@ Hub layout (``revision = revision_name(run_id, round)``, one *branch* per round,
 move it, and Hub tags are immutable):
 
 * dataset repo ``dataset_repo_id``, branch ``<revision>``: ``data/<split>-00000-of-00001.parquet``,
-  ``signal_state.json``, ``signal_round.json`` - exactly the local round folder without its
-  adapter, so ``datasets.load_dataset(dataset_repo_id, revision="round-3")`` reads the pools;
-* model repo ``model_repo_id``, branch ``<revision>``: the peft adapter files at the repo root, so
-  ``PeftModel.from_pretrained(base, model_repo_id, revision="round-3")`` loads it.
+  ``signal_state.json``, ``signal_round.json``, ``README.md`` (the dataset card) - exactly the local
+  round folder without its adapter, so ``datasets.load_dataset(dataset_repo_id, revision="round-3")``
+  reads the pools (``load_dataset(dataset_repo_id, "labeled", revision=...)`` one split);
+* model repo ``model_repo_id``, branch ``<revision>``: the peft adapter files and its model card at
+  the repo root, so ``PeftModel.from_pretrained(base, model_repo_id, revision="round-3")`` loads it.
 
 The model repo is pushed before the dataset repo, so a round whose dataset branch exists on the
 Hub also has its adapter there. A push that fails (after retries with exponential backoff on
@@ -28,6 +29,7 @@ from typing import TypeVar
 
 from signal_hf.errors import StoreError
 from signal_hf.store.base import RoundRecord, RoundStore, RoundToSave
+from signal_hf.store.cards import CardRepos
 from signal_hf.store.hub_http import is_transient, redact, token_value
 from signal_hf.store.hub_push import PendingPushes, adapter_files, commit_message, dataset_files
 from signal_hf.store.layout import ADAPTER_DIR, META_FILE, STATE_FILE
@@ -74,6 +76,7 @@ class HubStore(RoundStore):
         if max_retries < 0 or retry_backoff_s < 0:
             raise StoreError("store.max_retries and store.retry_backoff_s must be >= 0")
         self.local = local
+        local.card_repos = CardRepos(dataset_repo_id, model_repo_id)  # the local rounds are what gets pushed
         self.dataset_repo_id = dataset_repo_id
         self.model_repo_id = model_repo_id
         self.private = private

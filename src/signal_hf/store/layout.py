@@ -10,6 +10,7 @@ READABLE_FORMATS = (1, 2)  # 1: no manifest
 STATE_FILE = "signal_state.json"
 META_FILE = "signal_round.json"
 MANIFEST_FILE = "signal_manifest.json"
+CARD_FILE = "README.md"  # the Hub's repo card: a dataset card in a round, a model card in its adapter
 ADAPTER_DIR = "adapter"
 DATA_DIR = "data"
 ROUND_DIR_RE = re.compile(r"^round-(\d+)$")

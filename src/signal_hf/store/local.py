@@ -24,6 +24,7 @@ from pathlib import Path
 
 from signal_hf.errors import StoreError
 from signal_hf.store.base import RoundRecord, RoundStore, RoundToSave
+from signal_hf.store.cards import CardRepos
 from signal_hf.store.durable import fsync_dir
 from signal_hf.store.layout import ROUND_DIR_RE
 from signal_hf.store.manifest import has_manifest, verify_round_folder
@@ -43,10 +44,15 @@ _TMP_PREFIX = ".tmp-"
 
 
 class LocalStore(RoundStore):
-    """Rounds as folders under ``root`` (see the module docstring for the layout)."""
+    """Rounds as folders under ``root`` (see the module docstring for the layout).
 
-    def __init__(self, root: str | Path):
+    ``card_repos``: the Hub repos the rounds are pushed to, named in the rounds' cards (a HubStore
+    sets it on its local store); none for a store that stays local.
+    """
+
+    def __init__(self, root: str | Path, card_repos: CardRepos = CardRepos()):
         self.root = Path(root).expanduser()
+        self.card_repos = card_repos
 
     # ------------------------------------------------------------------ paths
     def run_dir(self, run_id: str) -> Path:
@@ -117,7 +123,7 @@ class LocalStore(RoundStore):
             self._repair(run_dir, clean_tmp=True)
             tmp = run_dir / f"{_TMP_PREFIX}round-{new.round}-{uuid.uuid4().hex}"
             try:
-                write_round_folder(tmp, new)
+                write_round_folder(tmp, new, self.card_repos)
                 self._publish(tmp, run_dir, new.round)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

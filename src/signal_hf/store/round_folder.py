@@ -4,7 +4,9 @@
         data/<split>-00000-of-00001.parquet   # the Hub's parquet layout: load_dataset(<round folder>) reads it
         signal_state.json                      # the round's state dict
         signal_round.json                      # round metadata: run, round, revision, split schemas, row counts
-        adapter/                               # copy of the peft adapter folder, if one was saved
+        adapter/                               # copy of the peft adapter folder, if one was saved,
+            README.md                          #   with its model card (replacing the one peft writes)
+        README.md                              # the round's dataset card (configs per split, accuracy, recipe)
         signal_manifest.json                   # SHA-256 of every file above, written last
 
 The state file is not called ``state.json`` because ``load_dataset(<folder>)`` takes a folder with a
@@ -21,9 +23,18 @@ from pathlib import Path
 
 from signal_hf.errors import StoreError
 from signal_hf.store.base import RoundRecord, RoundToSave
+from signal_hf.store.cards import CardRepos, dataset_card, model_card
 from signal_hf.store.dataset_io import read_splits, write_splits
-from signal_hf.store.durable import fsync_dir, fsync_file, write_json
-from signal_hf.store.layout import ADAPTER_DIR, FORMAT_VERSION, MANIFEST_FILE, META_FILE, READABLE_FORMATS, STATE_FILE
+from signal_hf.store.durable import fsync_dir, fsync_file, write_json, write_text
+from signal_hf.store.layout import (
+    ADAPTER_DIR,
+    CARD_FILE,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    META_FILE,
+    READABLE_FORMATS,
+    STATE_FILE,
+)
 from signal_hf.store.manifest import file_hashes, has_manifest, verify_round_folder
 
 
@@ -43,13 +54,17 @@ def copy_adapter(src: Path, dest: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def write_round_folder(folder: Path, new: RoundToSave) -> None:
-    """Create ``folder`` (it must not exist) and write every file of ``new`` into it, the manifest
-    last, all fsynced."""
+def write_round_folder(folder: Path, new: RoundToSave, repos: CardRepos = CardRepos()) -> None:
+    """Create ``folder`` (it must not exist) and write every file of ``new`` into it, its cards
+    (naming ``repos`` in their load snippets) and the manifest last, all fsynced."""
     folder.mkdir()
     splits = write_splits(new.datasets, folder)
     if new.adapter_dir is not None:
-        copy_adapter(Path(new.adapter_dir), folder / ADAPTER_DIR)
+        adapter = folder / ADAPTER_DIR
+        copy_adapter(Path(new.adapter_dir), adapter)
+        write_text(adapter / CARD_FILE, str(model_card(new, adapter, repos)))
+        fsync_dir(adapter)
+    write_text(folder / CARD_FILE, str(dataset_card(new, splits, repos)))
     write_json(folder / STATE_FILE, new.state)
     write_json(
         folder / META_FILE,
