@@ -43,26 +43,13 @@ import torch
 
 from .common import PeakRSS, fmt_mb, fmt_s
 
-__all__ = ["PhaseRecorder", "run_rounds", "rounds_table", "ensure_annotator", "count_new_tokens", "PHASES"]
+__all__ = ["PhaseRecorder", "run_rounds", "rounds_table", "ensure_annotator", "PHASES"]
 
 logger = logging.getLogger("benchmarks")
 
 #: Reported phases, in round order.
 PHASES = ("generator load", "generation", "dedup/filter", "inference", "acquisition", "annotation", "classifier setup",
           "training", "evaluation", "RL step", "RL inference", "store write")
-
-
-def count_new_tokens(new_tokens: torch.Tensor, stop_ids: list[int]) -> tuple[int, int]:
-    """``(useful, slots)`` of a ``(batch, steps)`` block of generated ids: useful tokens run up to and
-    including each row's first stop token (the rest is padding while other rows finish); slots =
-    batch × steps, what the batch actually computed."""
-    if new_tokens.numel() == 0:
-        return 0, 0
-    stops = torch.isin(new_tokens, torch.as_tensor(stop_ids, device=new_tokens.device))
-    steps = new_tokens.shape[1]
-    # First stop position per row (steps when none): argmax of a bool row finds the first True.
-    first = torch.where(stops.any(1), stops.int().argmax(1) + 1, torch.full_like(stops[:, 0], steps, dtype=torch.long))
-    return int(first.sum()), int(new_tokens.numel())
 
 
 class PhaseRecorder:
@@ -150,26 +137,10 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
     from signal_hf.generation.generator import Generator
     from signal_hf.oracles import Oracle
 
-    def generate_raw(self: Generator, prompts: Any, *, seed: int) -> list[str]:
-        # Count the new tokens of every model.generate call this sampling makes.
-        stop_ids = list(self.generation_kwargs()["eos_token_id"])
-        inner = self.model.generate
+    def sample(self: Generator, prompts: Any, *, seed: int, **kw: Any) -> list:
         with rec.span("generation") as extra:
-            extra.update(tokens=0, slots=0)
-
-            def counting_generate(*a: Any, **kw: Any) -> torch.Tensor:
-                seqs = inner(*a, **kw)
-                useful, slots = count_new_tokens(seqs[:, kw["input_ids"].shape[1]:], stop_ids)
-                extra["tokens"] += useful
-                extra["slots"] += slots
-                return seqs
-
-            self.model.generate = counting_generate
-            try:
-                out = orig_generate_raw(self, prompts, seed=seed)
-            finally:
-                del self.model.generate  # back to the class's method
-            extra["completions"] = len(out)
+            out = orig_sample(self, prompts, seed=seed, **kw)
+            extra.update(tokens=sum(c.tokens for c in out), completions=len(out), truncated=sum(c.truncated for c in out))
         return out
 
     def parse_batch(self: Generator, completions: Any, existing_texts: Any = ()) -> list:
@@ -188,7 +159,7 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
         store.save_round = rec.timed("store write", store.save_round)
         return store
 
-    orig_generate_raw = Generator.generate_raw
+    orig_sample = Generator.sample
     orig_parse_batch = Generator.parse_batch
     orig_log_event = trial_mod.log_event
     orig_make_store = experiment_mod.make_store
@@ -197,7 +168,7 @@ def instrument(rec: PhaseRecorder) -> Iterator[PhaseRecorder]:
     with ExitStack() as stack:
         enter = stack.enter_context
         enter(_patched(Generator, "from_pretrained", classmethod(rec.timed("generator load", Generator.from_pretrained.__func__))))
-        enter(_patched(Generator, "generate_raw", generate_raw))
+        enter(_patched(Generator, "sample", sample))
         enter(_patched(Generator, "parse_batch", parse_batch))
         # Every backend: finetune (the Trainer) and the heads on embeddings (probe, setfit).
         for cls, fit in ((ClassifierTrainer, "train"), (ProbeClassifier, "fit"), (SetFitClassifier, "fit")):

@@ -39,7 +39,7 @@ FULL: dict[str, Any] = {
     "repeats": 3, "slow_s": 30.0, "large_pool": 10000,
     "recipes": ["recipes/demo.yaml", "recipes/demo_signal.yaml"], "fractions": [0.001, 0.01], "max_test_samples": 100,
     "annotator_samples": 512, "round_overrides": [],
-    "generators": ["bundled:gemma3-270m", "bundled:smollm2-135m"], "batch_sizes": [1, 8], "n_prompts": 16, "passes": 2,
+    "generators": ["bundled:gemma3-270m", "bundled:smollm2-135m"], "batch_sizes": [8, 32], "n_prompts": 32, "passes": 2,
     "max_new_tokens": None,
 }
 
@@ -48,7 +48,7 @@ QUICK: dict[str, Any] = {
     "sizes": [300, 1000], "classes": [2, 4], "dim": 64, "n_query": 20, "repeats": 2,
     "recipes": ["recipes/demo.yaml"], "fractions": [0.001], "max_test_samples": 32,
     "round_overrides": ["--classifier.min_steps=2", "--classifier.max_steps=2"],
-    "generators": ["bundled:smollm2-135m"], "batch_sizes": [1, 4], "n_prompts": 4, "passes": 1, "max_new_tokens": 8,
+    "generators": ["bundled:smollm2-135m"], "batch_sizes": [2, 4], "n_prompts": 4, "passes": 1, "max_new_tokens": 8,
 }
 
 
@@ -165,13 +165,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["section_seconds"]["rounds"] = time.perf_counter() - t
         console.print(rounds_table(rep))
     if "generation" in s["sections"]:
-        from .generation import generation_table, run_generation
+        from .generation import bound_table, generation_table, run_generation
 
         t = time.perf_counter()
         rep = run_generation(s["generators"], batch_sizes=s["batch_sizes"], n_prompts=s["n_prompts"], passes=s["passes"],
-                             max_new_tokens=s["max_new_tokens"])
+                             max_new_tokens=s["max_new_tokens"], bound_repeats=1 if args.quick else 3)
         report["sections"]["generation"] = rep
         report["section_seconds"]["generation"] = time.perf_counter() - t
+        console.print(bound_table(rep))
         console.print(generation_table(rep))
     report["total_seconds"] = time.perf_counter() - t0
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

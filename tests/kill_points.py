@@ -88,15 +88,15 @@ def install(phase: str, round_idx: int) -> None:
     elif phase == "generate":
         from signal_hf.generation import Generator
 
-        original_raw = Generator.generate_raw
+        original_sample = Generator.sample
 
-        def generate_raw(self, *args, **kwargs):
-            out = original_raw(self, *args, **kwargs)
+        def sample(self, *args, **kwargs):
+            out = original_sample(self, *args, **kwargs)
             if here("generate"):
                 _die()
             return out
 
-        Generator.generate_raw = generate_raw
+        Generator.sample = sample
     elif phase == "store":
         original_write = store_dataset_io.write_dataset_parquet
 

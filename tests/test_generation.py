@@ -16,6 +16,7 @@ from datasets import Dataset
 
 from signal_hf.errors import ConfigError, EmptyPoolError, GenerationError
 from signal_hf.generation import GeneratorConfig
+from signal_hf.generation.decoding import Completion
 from signal_hf.generation.postprocess import (
     NearDuplicateIndex,
     normalize_text,
@@ -280,7 +281,7 @@ def test_generate_counts_every_drop_reason(smol_tokenizer, sst2_pool, monkeypatc
         " a warm and witty comedy that never stops at all",     # near-duplicate of the first
         ' "Another fresh, clever and moving story."',          # kept
     ]
-    monkeypatch.setattr(gen, "generate_raw", lambda prompts, *, seed: crafted[: len(prompts)])
+    monkeypatch.setattr(gen, "sample", lambda prompts, *, seed, **kw: [Completion(c, False, 1) for c in crafted[: len(prompts)]])
     ds, stats = gen.generate(sst2_pool, len(crafted), round_idx=3, seed=0, existing_texts=[existing])
     assert stats.generated == 8 and stats.kept == 2
     assert stats.dropped == {"empty": 1, "too_short": 1, "too_long": 1, "duplicate": 2, "near_duplicate": 1}
@@ -325,7 +326,7 @@ def test_the_policy_stops_rollouts_at_the_example_boundary(smol_tokenizer):
 def test_pair_generation_rows_have_text_pair(smol_tokenizer, qnli_pool, monkeypatch):
     gen = _tiny_generator(smol_tokenizer, QNLI, min_words=2)
     crafted = [" Question: Where is the Eiffel Tower? Sentence: The Eiffel Tower is in Paris.", " no fields here at all"]
-    monkeypatch.setattr(gen, "generate_raw", lambda prompts, *, seed: crafted[: len(prompts)])
+    monkeypatch.setattr(gen, "sample", lambda prompts, *, seed, **kw: [Completion(c, False, 1) for c in crafted[: len(prompts)]])
     ds, stats = gen.generate(qnli_pool, 2, round_idx=0, seed=0)
     assert stats.dropped == {"unparseable_pair": 1} and stats.kept == 1
     assert ds[0]["text"] == "Where is the Eiffel Tower?" and ds[0]["text_pair"] == "The Eiffel Tower is in Paris."
@@ -430,3 +431,126 @@ def test_gemma_base_completion_style_generation(sst2_pool):
     assert all(p.endswith("\nExample 4:") for p in gen.build_prompts(sst2_pool, 3, seed=0))
     assert stats.generated == 3 == stats.kept + sum(stats.dropped.values())
     assert all("\n" not in t and t for t in ds["text"])
+
+
+# ---------------------------------------------------------------- the fast sampling loop (generator.decoding)
+
+def _hf_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    return torch.isfinite(TopPLogitsWarper(top_p)(None, logits.clone()))
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.5, 0.95, 0.999])
+def test_nucleus_sample_keeps_transformers_top_p_set_and_its_distribution(top_p):
+    from signal_hf.generation.decoding import nucleus_sample
+
+    g = torch.Generator().manual_seed(0)
+    # Peaked and flat rows over a 5,000-token vocabulary; start_k=8 forces the widening for flat rows.
+    logits = torch.cat([torch.randn(3, 5000, generator=g) * 6, torch.randn(3, 5000, generator=g) * 0.3])
+    kept = _hf_nucleus(logits, top_p)
+    draws = torch.stack([nucleus_sample(logits, temperature=1.0, top_p=top_p, generator=g, start_k=8) for _ in range(300)], 1)
+    for row in range(logits.shape[0]):
+        assert kept[row, draws[row]].all()  # never outside transformers' nucleus
+    # Frequencies on a small vocabulary match the renormalised nucleus distribution.
+    small = torch.tensor([[2.0, 1.5, 1.0, 0.2, -1.0, -3.0]])
+    mask = _hf_nucleus(small, top_p)
+    want = torch.softmax(small.masked_fill(~mask, float("-inf")), -1)[0]
+    n = 20000
+    got = torch.bincount(torch.cat([nucleus_sample(small.expand(200, -1), temperature=1.0, top_p=top_p, generator=g, start_k=2) for _ in range(n // 200)]), minlength=6) / n
+    assert torch.allclose(got, want, atol=0.015), (got, want)
+
+
+def test_nucleus_sample_temperature_scales_like_transformers():
+    from signal_hf.generation.decoding import nucleus_sample
+
+    g = torch.Generator().manual_seed(1)
+    small = torch.tensor([[1.0, 0.5, 0.0]])
+    got = torch.bincount(torch.cat([nucleus_sample(small.expand(500, -1), temperature=0.5, top_p=1.0, generator=g) for _ in range(40)]), minlength=3) / 20000
+    assert torch.allclose(got, torch.softmax(small / 0.5, -1)[0], atol=0.015)
+
+
+def test_row_major_head_is_the_same_product_and_training_keeps_linear():
+    from signal_hf.generation.model import use_row_major_head
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(16, 300, bias=False)
+
+        def get_output_embeddings(self):
+            return self.head
+
+    m = Tiny()
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        want = torch.nn.functional.linear(x, m.head.weight)
+        assert use_row_major_head(m)
+        got = m.head(x)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+    y = m.head(x.requires_grad_())  # grad enabled: plain linear, gradients flow
+    y.sum().backward()
+    assert m.head.weight.grad is not None and x.grad is not None
+
+
+@pytest.mark.generator
+def test_fast_decoding_matches_transformers_generate_at_greedy(smol_generator, sst2_pool):
+    """With a vanishing top_p both loops pick the argmax every step, so they must write the same
+    tokens: left padding, positions, the KV cache and dropping finished rows are checked on real
+    prompts of different lengths (one batch), with the newline stop and the length cap both hit."""
+    from signal_hf.generation.decoding import SamplingSettings, sample_completions
+
+    gen = smol_generator
+    prompts = gen.build_prompts(sst2_pool, 5, seed=3)
+    prompts[1] = prompts[1] + " The"  # different lengths inside the batch
+    settings = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=1e-9, stop_ids=tuple(gen._stop_ids),
+                                suppress_first=tuple(gen._newline_ids), batch_size=5)
+    fast = sample_completions(gen.model.get_base_model(), gen.tokenizer, prompts, settings, seed=0, add_special_tokens=not gen.chat)
+    kw = {**gen.generation_kwargs(), "top_p": 1e-9, "max_new_tokens": 12}
+    enc = gen.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=not gen.chat)
+    gen.model.eval()
+    with torch.no_grad():
+        new = gen.model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
+    hf = gen.tokenizer.batch_decode(new, skip_special_tokens=True)
+    assert [c.text for c in fast] == hf
+    for c, row in zip(fast, new.tolist()):
+        first_stop = next((j for j, t in enumerate(row) if t in gen._stop_ids), None)
+        assert c.truncated == (first_stop is None)
+        assert c.tokens == (12 if first_stop is None else first_stop + 1)
+
+
+@pytest.mark.generator
+def test_fast_decoding_is_seeded_order_independent_of_batching_and_drops_truncated(smol_generator, sst2_pool):
+    import dataclasses
+
+    gen = smol_generator
+    prompts = gen.build_prompts(sst2_pool, 6, seed=4)
+    a = gen.sample(prompts, seed=9)
+    assert gen.sample(prompts, seed=9) == a and gen.sample(prompts, seed=10) != a
+    assert [c.text for c in a] == gen.generate_raw(prompts, seed=9)
+    old = gen.config
+    try:
+        gen.config = dataclasses.replace(old, max_new_tokens=2, min_words=0)  # every completion is cut at 2 tokens
+        cut = gen.sample(prompts, seed=9)
+        ds, stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
+        n_cut = sum(c.truncated for c in cut)
+        assert n_cut >= 1 and stats.dropped.get("truncated", 0) >= 1
+        gen.config = dataclasses.replace(old, max_new_tokens=2, min_words=0, keep_truncated=True)
+        _, kept_stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
+        assert "truncated" not in kept_stats.dropped and kept_stats.kept >= stats.kept
+    finally:
+        gen.config = old
+
+
+def test_max_example_words_cuts_long_in_context_examples(smol_tokenizer):
+    from datasets import Dataset
+
+    long_doc = " ".join(f"w{i}" for i in range(300))
+    pool = Dataset.from_dict({"id": ["a", "b"], "text": [long_doc, "short one here"], "label": [0, 1], "source": ["real"] * 2})
+    gen = _tiny_generator(smol_tokenizer, SST2, num_examples=2, max_example_words=20)
+    prompt = gen.build_prompts(pool, 1, seed=0)[0]
+    assert "w19 …" in prompt and "w20" not in prompt and "short one here" in prompt
+    uncut = _tiny_generator(smol_tokenizer, SST2, num_examples=2).build_prompts(pool, 1, seed=0)[0]
+    assert "w299" in uncut
+    with pytest.raises(ConfigError, match="generator.max_example_words"):
+        GeneratorConfig(max_example_words=-1)

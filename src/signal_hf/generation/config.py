@@ -13,6 +13,8 @@ __all__ = ["GeneratorConfig", "OracleConfig"]
 
 # ``device`` is open-ended (any CUDA index), so it is a str checked against this pattern.
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -58,6 +60,20 @@ class GeneratorConfig:
         dtype: weights dtype: ``auto`` (float32 on CPU, bfloat16 on a bf16-capable GPU),
             ``float32``, ``bfloat16`` or ``float16``.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``/``cuda:N``.
+        decoding: the sampling loop of :meth:`Generator.generate_raw`: ``fast`` (signal_hf's: the
+            nucleus from a partial sort, finished completions leave the batch, prompts batched by
+            length; the same distribution, measured faster on CPU by ``make bench``) or
+            ``transformers`` (``model.generate``). Either samples the same distribution with other
+            random draws, so the two give different candidates for one seed. RL rollouts use TRL's
+            ``generate`` whatever this says.
+        row_major_head: on CPU (fp32), compute the output layer at inference as ``(W·hᵀ)ᵀ``, which
+            measured ~2× faster than ``linear`` for a large vocabulary (Gemma 3: 262k tokens); the
+            same product, float rounding aside. Also speeds up RL rollouts and the probe.
+        max_example_words: in-context examples longer than this many words are cut to it (with
+            "…") in the prompt, so long documents do not crowd out the instruction or exceed the
+            model's context; 0 = never cut.
+        keep_truncated: keep completions that hit ``max_new_tokens`` before the end of the example
+            (they are cut mid-sentence); default: dropped with reason ``truncated``.
     """
 
     enabled: bool = False
@@ -86,9 +102,14 @@ class GeneratorConfig:
     near_duplicate_ngram: int = 4
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
+    decoding: Literal["fast", "transformers"] = "fast"
+    row_major_head: bool = True
+    max_example_words: int = 0
+    keep_truncated: bool = False
 
     def __post_init__(self) -> None:
-        check_choices("generator", self)  # prompt_style, dtype
+        check_choices("generator", self)  # prompt_style, dtype, decoding
+        non_negative("generator.max_example_words", self.max_example_words, "e.g. 120, or 0 to never cut examples")
         for name, example in (("num_examples", "3"), ("max_new_tokens", "40"), ("temperature", "1.0"), ("batch_size", "8"),
                               ("candidates_per_round", "2.0"), ("lora_r", "8"), ("lora_alpha", "16"), ("max_chars", "600"),
                               ("near_duplicate_ngram", "4")):
@@ -108,9 +129,14 @@ class OracleConfig:
     """Who labels acquired items (recipe section ``oracle``).
 
     Attributes:
-        real: oracle for real-pool items: ``gold`` (the hidden dataset label).
+        real: oracle for acquired real-pool items: ``gold`` (the hidden dataset label) or
+            ``labelstudio`` (people label them in Label Studio; the initial labeled set and the
+            test set keep their gold labels).
         synthetic: oracle for generated items: ``model`` (a fine-tuned classifier), ``llm``
-            (a causal LM constrained to the label set) or ``human`` (asks in the terminal).
+            (a causal LM constrained to the label set), ``human`` (asks in the terminal) or
+            ``labelstudio`` (people label them in a Label Studio project; the task says the item
+            is synthetic). With both set to ``labelstudio`` a round's real items are sent and
+            awaited first, then its synthetic ones, in the same project.
         annotator_path: folder of the fine-tuned annotator classifier (``model`` oracle); train one
             with ``signal-hf train-annotator RECIPE``.
         llm_model_name_or_path: causal LM of the ``llm`` oracle (same forms as the generator's).
@@ -121,15 +147,30 @@ class OracleConfig:
             entailment/not_entailment). That there is one per label is checked when the oracle is built.
         batch_size: sequences per forward pass of the ``model`` oracle (one per item) and the
             ``llm`` oracle (one per item and label, so ``batch_size // num_labels`` items).
+        labelstudio_url: the Label Studio server of the ``labelstudio`` oracle (``make labelstudio``
+            serves one on ``http://127.0.0.1:8080``).
+        labelstudio_api_key_env: the environment variable holding the Label Studio API token (the
+            token itself is never part of a recipe, so never in ``recipe.yaml``, results or logs).
+        labelstudio_project: title of the Label Studio project (created when absent, with one
+            single-choice question over the task's labels); empty = ``signal-hf <task name>``. The
+            oracle resumes from it: items already sent are not sent again, their labels are reused.
+        labelstudio_poll_interval: seconds between two looks at the project while waiting; > 0.
+        labelstudio_timeout: seconds the ``labelstudio`` oracle waits for a round's items before
+            stopping the run with an error (run it again to resume); empty = wait as long as it takes.
     """
 
-    real: Literal["gold"] = "gold"
-    synthetic: Literal["model", "llm", "human"] = "model"
+    real: Literal["gold", "labelstudio"] = "gold"
+    synthetic: Literal["model", "llm", "human", "labelstudio"] = "model"
     annotator_path: str | None = None
     llm_model_name_or_path: str = "bundled:gemma3-270m"
     llm_k_shot: int = 0
     llm_verbalizers: list[str] = field(default_factory=list)
     batch_size: int = 64
+    labelstudio_url: str = "http://127.0.0.1:8080"
+    labelstudio_api_key_env: str = "LABEL_STUDIO_API_KEY"
+    labelstudio_project: str = ""
+    labelstudio_poll_interval: float = 5.0
+    labelstudio_timeout: float | None = None
 
     def __post_init__(self) -> None:
         check_choices("oracle", self)  # real, synthetic
@@ -137,3 +178,10 @@ class OracleConfig:
         if len(set(self.llm_verbalizers)) != len(self.llm_verbalizers):
             raise ConfigError("oracle.llm_verbalizers", f"lists a word twice: {self.llm_verbalizers}", "give one distinct word per label")
         positive("oracle.batch_size", self.batch_size, "e.g. 64")
+        if not _URL.fullmatch(self.labelstudio_url):
+            raise ConfigError("oracle.labelstudio_url", f"{self.labelstudio_url!r} is not an http(s) URL", "e.g. http://127.0.0.1:8080")
+        if not _ENV_NAME.fullmatch(self.labelstudio_api_key_env):
+            raise ConfigError("oracle.labelstudio_api_key_env", f"{self.labelstudio_api_key_env!r} is not an environment variable name", "e.g. LABEL_STUDIO_API_KEY")
+        positive("oracle.labelstudio_poll_interval", self.labelstudio_poll_interval, "e.g. 5")
+        if self.labelstudio_timeout is not None:
+            positive("oracle.labelstudio_timeout", self.labelstudio_timeout, "e.g. 3600, or leave it empty to wait as long as it takes")

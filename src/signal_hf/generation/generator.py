@@ -23,6 +23,7 @@ import torch
 from ..errors import ConfigError, DataError, GenerationError
 from ..types import TaskSpec
 from .config import GeneratorConfig
+from .decoding import Completion, SamplingSettings, sample_completions
 from .model import attach_lora, load_base_model
 from .postprocess import DROP_REASONS, NearDuplicateIndex, dedup_key, parse_completion
 from .prompts import default_instruction, render_example, render_prompt, sample_example_indices, uses_chat_template
@@ -40,7 +41,7 @@ class GenerationStats:
         generated: completions sampled (one per prompt).
         kept: candidates returned.
         dropped: reason → count for the rest (``empty``, ``unparseable_pair``, ``too_short``,
-            ``too_long``, ``duplicate``, ``near_duplicate``); ``generated == kept + sum(dropped)``.
+            ``too_long``, ``truncated``, ``duplicate``, ``near_duplicate``); ``generated == kept + sum(dropped)``.
     """
 
     generated: int = 0
@@ -180,7 +181,7 @@ class Generator:
             raise DataError(f"real_pool: needs the normalised column(s) {need}, has {real_pool.column_names} (fix: load data through signal_hf.data)")
         texts = real_pool["text"]
         pairs = real_pool["text_pair"] if self.task.is_pair else [None] * len(texts)
-        rendered = [render_example(t, tp, self.task) for t, tp in zip(texts, pairs) if t and str(t).strip()]
+        rendered = [render_example(t, tp, self.task, max_words=self.config.max_example_words) for t, tp in zip(texts, pairs) if t and str(t).strip()]
         idx = sample_example_indices(len(rendered), n, self.config.num_examples, seed=seed)
         return [render_prompt([rendered[j] for j in row], self.instruction, self.tokenizer, chat=self.chat, task=self.task) for row in idx]
 
@@ -203,36 +204,53 @@ class Generator:
         }
 
     def generate_raw(self, prompts: Sequence[str], *, seed: int) -> list[str]:
-        """One sampled completion per prompt (the new tokens only, decoded), batched, seeded.
+        """One sampled completion per prompt (the new tokens only, decoded), batched, seeded."""
+        return [c.text for c in self.sample(prompts, seed=seed)]
 
-        The global RNG state is restored afterwards; the same adapter, prompts, seed and batch
-        size give the same completions.
-        """
+    def sample(self, prompts: Sequence[str], *, seed: int, progress: Callable[[int, int], None] | None = None) -> list[Completion]:
+        """One :class:`Completion` per prompt (its text, and whether it hit ``max_new_tokens``),
+        with the ``generator.decoding`` loop. The global RNG state is left as it was; the same
+        adapter, prompts, seed, batch size and decoding give the same completions.
+        ``progress(done, total)`` is called after each batch."""
         prompts = list(prompts)
         if not prompts:
             return []
+        was_training = self.model.training
+        self.model.eval()  # no LoRA dropout while sampling
+        try:
+            if self.config.decoding == "fast":
+                cfg = self.config
+                settings = SamplingSettings(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                            stop_ids=tuple(self._stop_ids), suppress_first=tuple(self._newline_ids), batch_size=cfg.batch_size)
+                return sample_completions(self.model.get_base_model(), self.tokenizer, prompts, settings, seed=seed,
+                                          add_special_tokens=not self.chat, progress=progress)
+            return self._sample_transformers(prompts, seed, progress)
+        finally:
+            self.model.train(was_training)
+
+    def _sample_transformers(self, prompts: list[str], seed: int, progress: Callable[[int, int], None] | None) -> list[Completion]:
         cfg = self.config
         device = self.device
         gen_kwargs = self.generation_kwargs()
-        was_training = self.model.training
-        self.model.eval()  # no LoRA dropout while sampling
-        out: list[str] = []
-        try:
-            cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=cuda), torch.no_grad():
-                torch.manual_seed(seed)
-                for lo in range(0, len(prompts), cfg.batch_size):
-                    enc = self.tokenizer(
-                        prompts[lo : lo + cfg.batch_size],
-                        return_tensors="pt",
-                        padding=True,
-                        padding_side="left",  # generation appends on the right
-                        add_special_tokens=not self.chat,  # the chat template already has its specials
-                    ).to(device)
-                    seqs = self.model.generate(**enc, **gen_kwargs)
-                    out.extend(self.tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
-        finally:
-            self.model.train(was_training)
+        stop = set(self._stop_ids)
+        out: list[Completion] = []
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            torch.manual_seed(seed)
+            for lo in range(0, len(prompts), cfg.batch_size):
+                enc = self.tokenizer(
+                    prompts[lo : lo + cfg.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    padding_side="left",  # generation appends on the right
+                    add_special_tokens=not self.chat,  # the chat template already has its specials
+                ).to(device)
+                new = self.model.generate(**enc, **gen_kwargs)[:, enc["input_ids"].shape[1] :]
+                for row, text in zip(new.tolist(), self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+                    used = next((j + 1 for j, t in enumerate(row) if t in stop), len(row))  # the rest is padding
+                    out.append(Completion(text, truncated=used == len(row) and row[-1] not in stop and len(row) >= cfg.max_new_tokens, tokens=used))
+                if progress is not None:
+                    progress(len(out), len(prompts))
         return out
 
     # ------------------------------------------------------------ filtering
@@ -270,8 +288,12 @@ class Generator:
         round_idx: int,
         seed: int,
         existing_texts: Iterable[Any] = (),
+        progress: Callable[[int, int], None] | None = None,
     ) -> tuple[Any, GenerationStats]:
         """Write ``n`` candidates (one per prompt) and keep the valid, new ones.
+
+        Each sampled batch logs one line (``sampled k/n``, also when output goes to a file) and
+        calls ``progress(k, n)``.
 
         Duplicates are checked against ``existing_texts`` (S, R, L), the real pool itself and the
         batch. Returns a :class:`datasets.Dataset` with the normalised columns (``label`` = -1,
@@ -282,8 +304,16 @@ class Generator:
         if n < 0:
             raise GenerationError(f"n: cannot generate {n} candidates (fix: pass n >= 0)")
         prompts = self.build_prompts(real_pool, n, seed=seed)
-        completions = self.generate_raw(prompts, seed=seed)
+        def report(done: int, total: int) -> None:
+            logger.info("round %d: sampled %d/%d candidates", round_idx, done, total)
+            if progress is not None:
+                progress(done, total)
+
+        sampled = self.sample(prompts, seed=seed, progress=report)
+        completions = [c.text for c in sampled]
         results = self.completion_parser(real_pool, existing_texts)(completions)
+        if not self.config.keep_truncated:  # cut mid-example at max_new_tokens: not a whole instance
+            results = [(None, "truncated") if c.truncated and f is not None else (f, r) for (f, r), c in zip(results, sampled)]
 
         cols: dict[str, list] = {k: [] for k in synthetic_features(self.task)}
         dropped: Counter[str] = Counter()

@@ -15,7 +15,35 @@ from ..bundled import resolve_model_path
 from ..errors import ConfigError, GenerationError
 from .config import GeneratorConfig
 
-__all__ = ["load_base_model", "attach_lora"]
+__all__ = ["load_base_model", "attach_lora", "use_row_major_head"]
+
+
+def _row_major_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if torch.is_grad_enabled() or x.device.type != "cpu" or self.weight.dtype != torch.float32 or self.bias is not None:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    flat = x.reshape(-1, x.shape[-1])
+    return torch.mm(self.weight, flat.t()).t().reshape(*x.shape[:-1], self.weight.shape[0])
+
+
+def use_row_major_head(model: Any, enabled: bool = True) -> bool:
+    """Compute the output layer's logits as ``(W · hᵀ)ᵀ`` at inference on CPU (fp32, no bias).
+
+    The same product as ``linear(h, W)``, laid out so the BLAS streams the (vocabulary × hidden)
+    weight once per step: with Gemma 3's 262k-token vocabulary that layer is most of a decode step,
+    and this layout measured ~2× faster at 8–32 rows on 2 cores (``make bench``, generation). Training
+    (grad enabled) keeps ``linear``. ``enabled=False`` restores plain ``linear``. Returns whether the
+    layer is now row-major.
+    """
+    import types
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        return False
+    if not enabled:
+        head.__dict__.pop("forward", None)  # back to nn.Linear.forward
+        return False
+    head.forward = types.MethodType(_row_major_linear, head)
+    return True
 
 
 def _device(config: GeneratorConfig) -> torch.device:
@@ -79,6 +107,8 @@ def load_base_model(config: GeneratorConfig, *, field_prefix: str = "generator")
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model.to(device)
+        if device.type == "cpu" and config.row_major_head:
+            use_row_major_head(model)
     return model, tokenizer
 
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Every reason a generation can be dropped for, in the order they are checked.
-DROP_REASONS = ("empty", "unparseable_pair", "too_short", "too_long", "duplicate", "near_duplicate")
+DROP_REASONS = ("empty", "unparseable_pair", "too_short", "too_long", "truncated", "duplicate", "near_duplicate")
 
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<(?:eos|bos|pad|end_of_turn|start_of_turn)>|</?s>")
 _EXAMPLE_PREFIX = re.compile(r"^\s*(?:\**\s*)?(?:example|ex\.)\s*#?\s*\d*\s*[:.)\-]\s*(?:\**\s*)?", re.IGNORECASE)

@@ -68,13 +68,21 @@ def default_instruction(task: TaskSpec) -> str:
     return _TEMPLATES[task.task_type].format(labels=labels, a=a, b=b, A=a.capitalize(), B=b.capitalize())
 
 
-def render_example(text: str, text_pair: str | None, task: TaskSpec) -> str:
-    """One example on one line; pair tasks as ``Question: … Sentence: …``."""
-    text = " ".join(str(text).split())  # one line: newlines would break the completion format
+def _one_line(text: str | None, max_words: int) -> str:
+    words = str(text or "").split()  # one line: newlines would break the completion format
+    if max_words and len(words) > max_words:
+        return " ".join(words[:max_words]) + " …"
+    return " ".join(words)
+
+
+def render_example(text: str, text_pair: str | None, task: TaskSpec, *, max_words: int = 0) -> str:
+    """One example on one line; pair tasks as ``Question: … Sentence: …``. ``max_words`` > 0 cuts
+    each field to that many words (``generator.max_example_words``)."""
+    text = _one_line(text, max_words)
     if not task.is_pair:
         return text
     a, b = pair_field_names(task)
-    return f"{a.capitalize()}: {text} {b.capitalize()}: {' '.join(str(text_pair or '').split())}"
+    return f"{a.capitalize()}: {text} {b.capitalize()}: {_one_line(text_pair, max_words)}"
 
 
 def sample_example_indices(pool_size: int, n: int, p: int, *, seed: int) -> np.ndarray:

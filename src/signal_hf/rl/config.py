@@ -48,7 +48,10 @@ class RLConfig:
             item). ``0`` turns it off. A frozen generator is sampled once (on = off).
         trl_args: extra keyword arguments for :class:`trl.GRPOConfig` / :class:`trl.RLOOConfig`
             (e.g. ``{"loss_type": "grpo", "epsilon": 0.2}``); they override the values derived from
-            the fields above. Ignored by PPO.
+            the fields above. Ignored by PPO. ``{"use_vllm": true, "vllm_mode": "colocate"}`` is
+            TRL's vLLM generation for GPU users; it needs the vllm package, which today's pins rule
+            out (vllm 0.33.0 requires transformers < 5.21 and torch 2.14.0: docs/benchmarks.md), so
+            it is refused while vllm is not importable.
 
     PPO only (``algorithm: ppo``):
 
@@ -107,6 +110,12 @@ class RLConfig:
         if self.num_generations < fewest:
             raise ConfigError("rl.num_generations", f"must be >= {fewest} for {self.algorithm}, got {self.num_generations}",
                               "the group baselines of grpo and rloo need at least 2 completions per prompt (ppo: 1)")
+        if self.trl_args.get("use_vllm"):
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise ConfigError("rl.trl_args.use_vllm", "needs the vllm package (CUDA), which is not installed",
+                                  "drop use_vllm, or on a GPU machine install vllm==0.33.0 with transformers==5.20.2 and torch==2.14.0 (docs/benchmarks.md, vLLM)")
         batch = self.prompts_per_step * self.num_generations
         if self.ppo_minibatches > batch:
             raise ConfigError("rl.ppo_minibatches", f"{self.ppo_minibatches} mini-batches of a batch of {batch} completions",
