@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -138,6 +138,35 @@ gpu-smoke-prepare: install
 gpu-smoke-cpu: install
 	test -f build/gpu_smoke/manifest.json || $(BIN)/python scripts/gpu_smoke_prepare.py --skip-wheels
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/gpu_smoke.sh --cpu
+
+# Label Studio for a labelling team (oracle.synthetic / oracle.real: labelstudio, README "Labelling with
+# Label Studio"). The server (label-studio, Django, ~1 GB) lives in its own virtualenv, never in .venv;
+# the client (label-studio-sdk) is part of `make install`. `make labelstudio` serves on 127.0.0.1 with its
+# SQLite default under LS_DATA; the user token is the API key the oracle reads (LABEL_STUDIO_API_KEY).
+LS_VENV ?= .venv-labelstudio
+LS_VERSION ?= label-studio==1.23.2
+LS_PORT ?= 8080
+LS_DATA ?= runs/labelstudio
+LS_USER ?= annotator@example.com
+LS_PASSWORD ?= signal-hf-labels
+LABEL_STUDIO_API_KEY ?= signal-hf-local-token
+
+labelstudio-server: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q "$(PIP_VERSION)"
+	$(LS_VENV)/bin/python -m pip install -q "$(LS_VERSION)"
+	touch $@
+
+labelstudio: labelstudio-server
+	LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LS_DATA)) $(LS_VENV)/bin/python -m label_studio.server start \
+	  --internal-host 127.0.0.1 --port $(LS_PORT) --no-browser \
+	  --username $(LS_USER) --password $(LS_PASSWORD) --user-token $(LABEL_STUDIO_API_KEY) --enable-legacy-api-token
+
+# The Label Studio oracle end to end against a real server the test starts (slow: see the README).
+test-labelstudio: install labelstudio-server
+	LS_PYTHON=$(abspath $(LS_VENV))/bin/python $(BIN)/python -m pytest tests/test_labelstudio.py -m slow -q
 
 clean:
 	rm -rf runs/ .pytest_cache build *.egg-info

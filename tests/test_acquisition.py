@@ -22,6 +22,7 @@ from signal_hf.acquisition import (
     ScoreStrategy,
     available_strategies,
     badge_gradient_embeddings,
+    bald_scores,
     cal_scores,
     distinct_nearest,
     get_strategy,
@@ -39,7 +40,7 @@ from signal_hf.types import AcquisitionState, PoolOutputs
 T = torch.tensor
 
 
-def outputs(probs, emb=None, *, grad=None, pre=None) -> PoolOutputs:
+def outputs(probs, emb=None, *, grad=None, pre=None, mc=None) -> PoolOutputs:
     probs = torch.as_tensor(probs, dtype=torch.float32)
     if emb is None:
         emb = torch.zeros(len(probs), 2)
@@ -48,6 +49,7 @@ def outputs(probs, emb=None, *, grad=None, pre=None) -> PoolOutputs:
         embeddings=torch.as_tensor(emb, dtype=torch.float32),
         grad_embeddings=None if grad is None else T(grad, dtype=torch.float32),
         pretrained_embeddings=None if pre is None else T(pre, dtype=torch.float32),
+        mc_probs=None if mc is None else torch.as_tensor(mc, dtype=torch.float32),
     )
 
 
@@ -95,7 +97,8 @@ def test_ties_lower_index_wins():
 
 def test_n_larger_than_pool_returns_all_and_n_nonpositive_errors():
     s = state(outputs([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4]], [[0, 0], [1, 0], [2, 0]],
-                      grad=[[1, 0], [0, 1], [2, 2]], pre=[[1, 0], [0, 1], [1, 1]]),
+                      grad=[[1, 0], [0, 1], [2, 2]], pre=[[1, 0], [0, 1], [1, 1]],
+                      mc=[[[0.9, 0.1], [0.5, 0.5], [0.6, 0.4]], [[0.7, 0.3], [0.1, 0.9], [0.6, 0.4]]]),
               outputs([[0.8, 0.2]], [[5, 0]]))
     for name in available_strategies():
         st = get_strategy(name)
@@ -122,7 +125,10 @@ def test_missing_required_field_is_named():
         get_strategy("badge").query(s, 1)
     with pytest.raises(StrategyError, match="pretrained_embeddings is None"):
         get_strategy("bert_km").query(s, 1)
+    with pytest.raises(StrategyError, match="mc_probs is None"):
+        get_strategy("bald").query(s, 1)
     assert get_strategy("badge").requires == frozenset({"grad_embeddings"})
+    assert get_strategy("bald").requires == frozenset({"mc_probs"})
     assert get_strategy("bert_km").requires == frozenset({"pretrained_embeddings"})
     assert get_strategy("signal").requires == frozenset({"probs", "embeddings"})
 
@@ -463,7 +469,7 @@ def test_random_seeded_and_reproducible():
 def test_registry_and_errors():
     names = available_strategies()
     assert names == sorted(names)
-    assert set(names) >= {"random", "entropy", "margin", "least_confidence", "bert_km", "badge", "cal", "signal"}
+    assert set(names) >= {"random", "entropy", "margin", "least_confidence", "bald", "bert_km", "badge", "coreset", "cal", "signal"}
     with pytest.raises(StrategyError, match="valid strategies: .*signal"):
         get_strategy("sginal")
     with pytest.raises(StrategyError, match="did you mean 'signal'"):
@@ -598,3 +604,96 @@ def test_coreset_covers_far_clusters_first_and_handles_an_empty_labeled_set():
     assert first.tolist() == again.tolist() and len(set(first.tolist())) == 3
     with pytest.raises(StrategyError):
         get_strategy("coreset").scores(state(outputs(torch.full((24, 2), 0.5), unl)))
+
+
+# ------------------------------------------------------------------ BALD (MC dropout)
+
+
+def test_bald_hand_computed():
+    # T = 2 passes over 4 candidates (ln 0.7 = -0.3566749, ln 0.3 = -1.2039728):
+    #   0: [.9,.1] / [.1,.9] → mean [.5,.5]: H = ln 2 = 0.6931472, mean H = 0.3250830 → 0.3680642
+    #   1: [.5,.5] twice: uncertain but the passes agree → 0 (entropy would rank it first)
+    #   2: [1,0] / [0,1] → ln 2 − 0 = 0.6931472 (0·log 0 = 0)
+    #   3: [.5,.5] / [.9,.1] → mean [.7,.3]: H = 0.6108643, mean H = (0.6931472 + 0.3250830)/2 = 0.5091151 → 0.1017492
+    mc = [[[0.9, 0.1], [0.5, 0.5], [1.0, 0.0], [0.5, 0.5]],
+          [[0.1, 0.9], [0.5, 0.5], [0.0, 1.0], [0.9, 0.1]]]
+    s = state(outputs(torch.tensor(mc).mean(0), mc=mc))
+    bald = get_strategy("bald")
+    assert torch.allclose(bald.scores(s), torch.tensor([0.3680642, 0.0, 0.6931472, 0.1017492], dtype=torch.float64), atol=1e-6)
+    assert bald.query(s, 4).tolist() == [2, 0, 3, 1]
+    # Entropy of the mean prediction cannot tell row 1 (agreeing passes) from rows 0 and 2.
+    assert torch.allclose(get_strategy("entropy").scores(s)[:3], torch.full((3,), math.log(2)), atol=1e-6)
+
+
+def _random_mc(T=10, n=300, C=4, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # A shared per-candidate logit plus pass noise: candidates differ in both entropy and disagreement.
+    base, noise = 2 * torch.randn(1, n, C, generator=g), torch.rand(1, n, 1, generator=g) * 3 * torch.randn(T, n, C, generator=g)
+    return torch.softmax(base + noise, -1)
+
+
+def test_bald_matches_small_texts_bald():
+    """The same scores (small-text uses log2: ours / ln 2) to 1e-6, and the same top-b as small-text's
+    ``BALD.query`` fed the same MC probabilities."""
+    bayesian = pytest.importorskip("small_text.query_strategies.bayesian")
+    mc = _random_mc()
+    ours = bald_scores(mc)
+    ref = bayesian._bald(mc.permute(1, 0, 2).double().numpy())  # small-text's layout: (n, T, C)
+    assert np.abs(ours.numpy() / math.log(2) - ref).max() < 1e-6
+
+    class MCClassifier:  # what small-text asks of a classifier: predict_proba with dropout sampling
+        def predict_proba(self, dataset, dropout_sampling=1):
+            assert dropout_sampling == 10
+            return mc.permute(1, 0, 2).double().numpy()
+
+    picked = bayesian.BALD(dropout_samples=10).query(MCClassifier(), None, np.arange(300), np.array([], dtype=int), np.array([]), n=25)
+    ours_top = get_strategy("bald").query(state(outputs(mc.mean(0), mc=mc)), 25)
+    assert sorted(ours_top.tolist()) == sorted(picked.tolist())
+    assert ours_top.tolist() == np.argsort(-ref, kind="stable")[:25].tolist()  # in score order
+
+
+def _baal_bald(predictions: np.ndarray) -> np.ndarray:
+    """baal 2.1.0's ``BALD.compute_score`` (baal/active/heuristics/heuristics.py, Apache-2.0), its
+    body verbatim; baal is not a dependency (``pip download baal==2.1.0`` to read it)."""
+    from scipy.special import xlogy
+
+    assert predictions.ndim >= 3
+    # [n_sample, n_class, ..., n_iterations]
+
+    expected_entropy = -np.mean(
+        np.sum(xlogy(predictions, predictions), axis=1), axis=-1
+    )  # [batch size, ...]
+    expected_p = np.mean(predictions, axis=-1)  # [batch_size, n_classes, ...]
+    entropy_expected_p = -np.sum(xlogy(expected_p, expected_p), axis=1)  # [batch size, ...]
+    bald_acq = entropy_expected_p - expected_entropy
+    return bald_acq
+
+
+def test_bald_matches_baals_formula_zeros_included():
+    mc = _random_mc(T=6, n=100, C=3, seed=1)
+    mc[:, :5] = torch.nn.functional.one_hot(torch.randint(0, 3, (6, 5), generator=torch.Generator().manual_seed(2)), 3).float()  # exact 0s and 1s
+    ref = _baal_bald(mc.permute(1, 2, 0).double().numpy())  # baal's layout: (n, C, T), nats
+    assert np.abs(bald_scores(mc).numpy() - ref).max() < 1e-6
+
+
+def test_bald_checks_its_input():
+    mc = [[[0.9, 0.1], [0.5, 0.5]], [[0.1, 0.9], [0.5, 0.5]]]
+    with pytest.raises(StrategyError, match=r"mc_probs has shape \(2, 2, 2\), expected \(T, 3, C\)"):
+        get_strategy("bald").query(state(outputs([[0.5, 0.5]] * 3, mc=mc)), 1)
+    with pytest.raises(StrategyError, match="3 classes"):
+        get_strategy("bald").query(state(outputs([[0.5, 0.5]] * 2, mc=torch.full((2, 2, 3), 1 / 3))), 1)
+    with pytest.raises(StrategyError, match="NaN or inf"):
+        get_strategy("bald").query(state(outputs([[0.5, 0.5]] * 2, mc=torch.full((2, 2, 2), float("nan")))), 1)
+    # The rows of mc_probs are its dimension 1: a subset of the candidates keeps every pass.
+    sub = outputs([[0.5, 0.5]] * 2, mc=mc).select([1])
+    assert sub.mc_probs.shape == (2, 1, 2) and torch.equal(sub.mc_probs[:, 0], torch.tensor(mc)[:, 1])
+
+
+def test_bald_config_is_checked():
+    assert (AcquisitionConfig().bald_mc_samples, AcquisitionConfig().bald_dropout) == (10, 0.1)
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(ConfigError, match="acquisition.bald_mc_samples"):
+            AcquisitionConfig(bald_mc_samples=bad)
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ConfigError, match="acquisition.bald_dropout"):
+            AcquisitionConfig(bald_dropout=bad)

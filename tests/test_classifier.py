@@ -1,4 +1,4 @@
-"""The classifier backends (finetune / probe / setfit), pooling, the head, the step budget."""
+"""The classifier backends (finetune / probe / setfit), pooling, the head, the step budget, MC dropout."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 import torch
 from datasets import Dataset
 
-from signal_hf.acquisition import badge_gradient_embeddings
+from signal_hf.acquisition import badge_gradient_embeddings, get_strategy
 from signal_hf.bundled import resolve_model_path
 from signal_hf.classifier import ClassifierTrainer, LogisticHead, MeanPooledClassifier, fit_classifier
 from signal_hf.classifier.head import select_c
 from signal_hf.config import ClassifierConfig, DataConfig
 from signal_hf.data import load_task
 from signal_hf.encoder import SentenceEncoder, get_encoder, resolve_pooling
-from signal_hf.types import TaskSpec
+from signal_hf.types import AcquisitionState, MCDropout, TaskSpec
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +256,121 @@ def test_encoder_vectors_do_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
+
+
+# ------------------------------------------------------------------ MC dropout (BALD)
+
+
+def test_finetune_mc_dropout_runs_the_networks_own_dropout(trained, sst2):
+    tr, _ = trained
+    rows = sst2.train.select(range(30, 40))  # one eval batch
+    plain = tr.pool_outputs(rows)
+    attention = [m for m in tr.model.modules() if type(m).__name__ == "BertSelfAttention"]
+    seen: list[bool] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(m.training)) for m in attention]
+    rng = torch.get_rng_state()
+    try:
+        out = tr.pool_outputs(rows, mc_dropout=MCDropout(samples=4, rate=0.5, seed=7))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert torch.equal(torch.get_rng_state(), rng)  # seeded without moving the global random state
+    assert not any(m.training for m in tr.model.modules())  # back in evaluation mode
+    assert torch.equal(out.probs, plain.probs) and plain.mc_probs is None
+    # The deterministic pass, then 4 with attention in training mode: BERT's attention-probability
+    # dropout is gated by the attention module's own flag, not by an nn.Dropout module's.
+    k = len(attention)
+    assert k and seen == [False] * k + [True] * (4 * k)
+    mc = out.mc_probs
+    assert mc.shape == (4, 10, 2) and torch.allclose(mc.sum(-1), torch.ones(4, 10), atol=1e-5)
+    assert not torch.allclose(mc[0], mc[1], atol=1e-4) and not torch.allclose(mc[0], plain.probs, atol=1e-4)
+    # The same seed gives the same passes; the rate is the network's own (mc.rate is for head backends).
+    assert torch.equal(tr.pool_outputs(rows, mc_dropout=MCDropout(4, 0.1, 7)).mc_probs, mc)
+    assert not torch.equal(tr.pool_outputs(rows, mc_dropout=MCDropout(4, 0.5, 8)).mc_probs, mc)
+    assert tr.pool_outputs(rows.select([]), mc_dropout=MCDropout(4, 0.5, 7)).mc_probs.shape == (4, 0, 2)
+
+
+def test_head_backend_mc_dropout_drops_the_heads_input(tmp_path):
+    spec, train, test = _toy_task()
+    clf = fit_classifier(ClassifierConfig(backend="probe", max_length=32), spec, train, test, output_dir=tmp_path, seed=0)
+    out = clf.pool_outputs(test, mc_dropout=MCDropout(samples=6, rate=0.3, seed=11))
+    plain = clf.pool_outputs(test)
+    assert torch.equal(out.probs, plain.probs) and plain.mc_probs is None
+    # By hand: pass t keeps feature j of row i when its uniform draw is below 1 − p, scaled by 1/(1 − p).
+    h = clf._embed(test)
+    g = torch.Generator().manual_seed(11)
+    by_hand = torch.stack([torch.softmax(clf.head.logits(h * (torch.rand(h.shape, generator=g) < 0.7).float() / 0.7), -1) for _ in range(6)])
+    assert out.mc_probs.shape == (6, len(test), 2) and torch.allclose(out.mc_probs, by_hand, atol=1e-6)
+    assert not torch.allclose(out.mc_probs[0], plain.probs, atol=1e-4)
+    assert torch.equal(clf.pool_outputs(test, mc_dropout=MCDropout(6, 0.3, 11)).mc_probs, out.mc_probs)
+
+
+def test_bald_on_real_probe_embeddings_is_valid_and_seeded(sst2):
+    clf = fit_classifier(ClassifierConfig(backend="probe", max_length=32), sst2.spec, sst2.train.select(range(20)), sst2.test, output_dir="unused", seed=0)
+    pool, labeled = sst2.train.select(range(20, 120)), sst2.train.select(range(20))
+
+    def bald(seed: int) -> tuple[list[int], torch.Tensor]:
+        mc = MCDropout(samples=10, rate=0.1, seed=seed)
+        acq = AcquisitionState(unlabeled=clf.pool_outputs(pool, mc_dropout=mc), labeled=clf.pool_outputs(labeled, mc_dropout=mc), seed=seed)
+        strategy = get_strategy("bald")
+        return strategy.query(acq, 10).tolist(), strategy.scores(acq)
+
+    picks, scores = bald(0)
+    assert len(set(picks)) == 10 and all(0 <= i < 100 for i in picks)
+    assert float(scores.min()) > -1e-9 and float(scores.max()) > 0  # mutual information: >= 0, not all 0
+    assert picks == torch.sort(scores, descending=True, stable=True).indices[:10].tolist()
+    again, again_scores = bald(0)
+    assert again == picks and torch.equal(again_scores, scores)
+    assert not torch.equal(bald(1)[1], scores)
+
+
+def test_only_balds_trial_runs_mc_dropout_in_the_loop(tmp_path, monkeypatch):
+    from signal_hf.classifier import ProbeClassifier
+    from signal_hf.config import config_from_dict
+    from signal_hf.loop import run_experiment
+    from signal_hf.results import read_results
+
+    calls: list[MCDropout | None] = []
+    original = ProbeClassifier.pool_outputs
+    monkeypatch.setattr(ProbeClassifier, "pool_outputs", lambda self, ds, **kw: calls.append(kw.get("mc_dropout")) or original(self, ds, **kw))
+    cfg = config_from_dict({
+        "name": "bald", "data": {"dataset": "sst2", "pool_fraction": 0.0005, "max_test_samples": 16},  # |R| = 34
+        "classifier": {"backend": "probe", "max_length": 32},
+        "acquisition": {"strategies": ["entropy", "bald"], "bald_mc_samples": 4},
+        "loop": {"seeds": [0], "initial_fraction": 0.2, "step_fraction": 0.2, "max_fraction": 0.6},
+        "output": {"output_dir": str(tmp_path), "plot": False},
+    })
+    run_experiment(cfg, show_progress=False)
+    rows = {(r["method"], r["round"]): r for r in read_results(tmp_path)}
+    # entropy's 3 rounds without MC, then bald's round 0 fitted apart (same seed: same model) and 2 more.
+    assert [c is None for c in calls] == [True] * 3 + [False] * 3
+    assert len({c.seed for c in calls[3:]}) == 3 and {c.samples for c in calls[3:]} == {4}
+    assert rows[("bald", 0)]["accuracy"] == rows[("entropy", 0)]["accuracy"]
+    assert [rows[("bald", r)]["labeled"] for r in range(3)] == [7, 14, 20]
+    assert len(set(rows[("bald", 1)]["selected_ids"])) == 7
+
+
+def test_finetune_reports_each_step_to_callbacks_and_the_round_progress(sst2, tmp_path, caplog):
+    """The finetune backend's training curve reaches TrainerCallbacks (the tracker's), and the loop's
+    StepProgress shows the steps on the progress line and as log lines."""
+    import logging
+
+    from transformers import TrainerCallback
+
+    from signal_hf.classifier import fit_classifier
+    from signal_hf.loop.training import StepProgress
+
+    class Recorder(TrainerCallback):
+        def __init__(self):
+            self.logs = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append((state.global_step, dict(logs or {})))
+
+    rec, phases = Recorder(), []
+    with caplog.at_level(logging.INFO, logger="signal_hf.loop.training"):
+        fit_classifier(_finetune_cfg(3), sst2.spec, sst2.train.select(range(16)), None, output_dir=tmp_path, seed=0,
+                       callbacks=[rec, StepProgress(phases.append, 2, 16)])
+    assert [s for s, logs in rec.logs if "loss" in logs] == [1, 2, 3]
+    assert phases == [f"round 2: train on 16, step {k}/3" for k in (1, 2, 3)]
+    assert [m for m in caplog.messages if "training step" in m] == [f"round 2: training step {k}/3" for k in (1, 2, 3)]

@@ -17,6 +17,7 @@ from signal_hf.rl.ppo_trainer import (
     masked_whiten,
     token_level_rewards,
 )
+from signal_hf.tracking import Tracker
 from signal_hf.types import PoolOutputs
 
 
@@ -288,6 +289,7 @@ def test_optimize_generator_rejects_bad_config():
     ({"clip_range": 0.0}, "rl.clip_range"),
     ({"vf_coef": -1.0}, "rl.vf_coef"),
     ({"ppo_minibatches": 9}, "rl.ppo_minibatches"),  # more mini-batches than the 2 × 4 completions
+    ({"trl_args": {"use_vllm": True}}, "rl.trl_args.use_vllm"),  # no vllm here (and no pin set allows it today)
 ])
 def test_rl_config_checks_its_values_when_built(kwargs, where):
     with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
@@ -317,6 +319,19 @@ def smollm():
         for w in ("cats", "rain", "trees")
     ]
     return path, tok, prompts
+
+
+class _RecordingTracker(Tracker):
+    """A tracker that keeps what it is given (axis, step, scalars)."""
+
+    def __init__(self):
+        self.logged = []
+
+    def _log(self, scalars, step, axis):
+        self.logged.append((axis, step, scalars))
+
+    def finish(self):
+        pass
 
 
 def _e_fraction(prompts=None, completions=None, **kwargs):
@@ -367,8 +382,9 @@ def test_optimize_generator_trains_lora_in_place(algorithm, smollm, tmp_path, mo
 
     cfg = RLConfig(algorithm=algorithm, beta=0.1, learning_rate=1e-3, steps_per_round=1, num_generations=2,
                    prompts_per_step=2, ppo_epochs=2)
+    tracker = _RecordingTracker()
     metrics = optimize_generator(model, tok, prompts, reward, cfg, output_dir=tmp_path / "rl", seed=0,
-                                 max_new_tokens=8)
+                                 max_new_tokens=8, callbacks=[tracker.callback("train/rl/", step_offset=4)])
 
     for key in ("reward_mean", "reward_std", "kl", "policy_loss", "seconds_per_step"):
         assert key in metrics and math.isfinite(metrics[key]), (key, metrics)
@@ -383,6 +399,10 @@ def test_optimize_generator_trains_lora_in_place(algorithm, smollm, tmp_path, mo
     assert not model.training  # train/eval mode restored
     assert "forward" not in model.get_base_model().__dict__  # TRL's fused-LM-head patch removed
     assert not any((tmp_path / "rl").rglob("*.safetensors"))  # the trainer saved no checkpoint
+    # The step's logs reach the tracker callback (TRL's Trainer, or PPO's own loop), after the offset.
+    loss_key = "train/rl/policy_loss" if algorithm == "ppo" else "train/rl/loss"
+    losses = [(axis, step, scalars[loss_key]) for axis, step, scalars in tracker.logged if loss_key in scalars]
+    assert losses == [("train/rl", 5, pytest.approx(metrics["policy_loss"]))]
     if algorithm == "ppo":
         assert math.isfinite(metrics["value_loss"]) and metrics["value_loss"] >= 0
     else:

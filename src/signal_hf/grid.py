@@ -81,9 +81,14 @@ def run_grid(recipes: list[str], workers: int = 2, threads: int = 1, overrides: 
 
     def run(job: GridJob) -> GridJob:
         job.output_dir.parent.mkdir(parents=True, exist_ok=True)
+        cfg = recipe_of[id(job)][0]
+        job_env = env
+        if cfg.output.report_to == "trackio" and not env.get("TRACKIO_DIR"):
+            # Every seed of a recipe in one trackio project: <output_dir>/trackio, not one per seed folder.
+            job_env = {**env, "TRACKIO_DIR": str(Path(cfg.output.output_dir).resolve() / "trackio")}
         start = time.perf_counter()
         with open(job.log_path, "a", encoding="utf-8") as log:
-            job.returncode = subprocess.run(job.command(), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            job.returncode = subprocess.run(job.command(), stdout=log, stderr=subprocess.STDOUT, env=job_env).returncode
         job.wall_s = time.perf_counter() - start
         return job
 

@@ -8,6 +8,8 @@ row of a normalised dataset, ``None`` = skipped):
 * :class:`LLMOracle` — a causal LM constrained to the label set: each label's continuation
   log-likelihood is scored in one batched forward pass and the argmax wins.
 * :class:`HumanOracle` — asks in the terminal (number or name, ``s`` skip, ``u`` undo, ``q`` quit).
+* :class:`~signal_hf.labelstudio.LabelStudioOracle` — a labelling team in a Label Studio project
+  (``labelstudio``; its own module, :mod:`signal_hf.labelstudio`).
 """
 
 from __future__ import annotations
@@ -56,9 +58,12 @@ def _given(model: Any, tokenizer: Any, who: str) -> tuple[Any, Any]:
 
 
 class Oracle(ABC):
-    """Labels items. ``name`` identifies it in results (``gold``, ``model``, ``llm``, ``human``)."""
+    """Labels items. ``name`` identifies it in results (``gold``, ``model``, ``llm``, ``human``,
+    ``labelstudio``); ``asks_people`` marks the oracles whose labels come from a person, which the
+    loop must only ask about items it acquires (never about probe or reward samples)."""
 
     name: str = "oracle"
+    asks_people: bool = False
 
     @abstractmethod
     def annotate(self, items: Any) -> list[int | None]:
@@ -84,7 +89,7 @@ class GoldOracle(Oracle):
             shown = ", ".join(str(ids[i]) for i in bad[:5]) + (" …" if len(bad) > 5 else "")
             raise OracleError(
                 f"gold oracle: {len(bad)} item(s) have no gold label (label -1), e.g. {shown} "
-                "(fix: synthetic items need oracle.synthetic: model, llm or human)"
+                "(fix: synthetic items need oracle.synthetic: model, llm, human or labelstudio)"
             )
         return list(labels)
 
@@ -315,6 +320,7 @@ class HumanOracle(Oracle):
     """
 
     name = "human"
+    asks_people = True
 
     def __init__(self, task: TaskSpec, input_fn: Callable[[str], str] = input, print_fn: Callable[..., None] = print):
         self.task, self.input_fn, self.print_fn = task, input_fn, print_fn
@@ -374,7 +380,7 @@ class HumanOracle(Oracle):
 
 
 def make_oracle(kind: str, task: TaskSpec, config: OracleConfig, *, few_shot: Any = None) -> Oracle:
-    """Build the oracle ``kind`` (``gold``, ``model``, ``llm`` or ``human``) from the ``oracle`` section.
+    """Build the oracle ``kind`` (``gold``, ``model``, ``llm``, ``human`` or ``labelstudio``) from the ``oracle`` section.
 
     ``few_shot`` (labeled rows) feeds the llm oracle's ``llm_k_shot`` examples; without it they are
     drawn from each round's labeled set (:meth:`Oracle.observe`).
@@ -392,4 +398,11 @@ def make_oracle(kind: str, task: TaskSpec, config: OracleConfig, *, few_shot: An
         )
     if kind == "human":
         return HumanOracle(task)
-    raise ConfigError("oracle.synthetic", f"unknown oracle {kind!r}", "use gold, model, llm or human")
+    if kind == "labelstudio":
+        from .labelstudio import LabelStudioOracle
+
+        return LabelStudioOracle(
+            task, url=config.labelstudio_url, api_key_env=config.labelstudio_api_key_env, project=config.labelstudio_project,
+            poll_interval=config.labelstudio_poll_interval, timeout=config.labelstudio_timeout,
+        )
+    raise ConfigError("oracle.synthetic", f"unknown oracle {kind!r}", "use gold, model, llm, human or labelstudio")

@@ -31,7 +31,8 @@ LOCK_FILE = ".signal_hf.lock"
 #: What a signal_hf run (or a grid's merged report) writes into its folder.
 RUN_ENTRIES = frozenset(
     {"recipe.yaml", "recipe.tmp", "results.jsonl", "results.jsonl.tmp", "summary.md", "summary.json", "learning_curves.png",
-     "store", "work", "seeds", "grid.json", "inspect.md", "probe_rewards.png", LOCK_FILE}
+     "store", "work", "seeds", "grid.json", "inspect.md", "probe_rewards.png", LOCK_FILE,
+     "tensorboard", "trackio", "wandb"}  # the output.report_to trackers' files
 )
 FIELD = "output.output_dir"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["PoolOutputs", "AcquisitionState", "TaskSpec", "PROB_FLOOR"]
+__all__ = ["PoolOutputs", "MCDropout", "AcquisitionState", "TaskSpec", "PROB_FLOOR"]
 
 #: Probabilities are clamped to at least this before ``log`` when no log-probabilities were given,
 #: so that a zero never gives ``-inf``/NaN.
@@ -27,6 +27,9 @@ class PoolOutputs:
         log_probs: ``(n, C)`` log-probabilities from ``log_softmax`` of the logits, exact where a
             probability underflows; ``None`` when built from probabilities alone, in which case
             :attr:`logp` takes the log of the probabilities (floored at :data:`PROB_FLOOR`).
+        mc_probs: ``(T, n, C)`` float32 class probabilities of ``T`` stochastic forward passes with
+            dropout active (MC dropout, :class:`MCDropout`; BALD), or ``None`` when no strategy asked
+            for them. Rows are dimension 1.
     """
 
     probs: torch.Tensor
@@ -34,6 +37,7 @@ class PoolOutputs:
     grad_embeddings: torch.Tensor | None = None
     pretrained_embeddings: torch.Tensor | None = None
     log_probs: torch.Tensor | None = None
+    mc_probs: torch.Tensor | None = None
 
     @property
     def logp(self) -> torch.Tensor:
@@ -55,7 +59,28 @@ class PoolOutputs:
             grad_embeddings=pick(self.grad_embeddings),
             pretrained_embeddings=pick(self.pretrained_embeddings),
             log_probs=pick(self.log_probs),
+            mc_probs=None if self.mc_probs is None else self.mc_probs.index_select(1, idx),
         )
+
+
+@dataclass(frozen=True)
+class MCDropout:
+    """A request for MC-dropout probabilities (:attr:`PoolOutputs.mc_probs`): ``samples`` stochastic
+    forward passes with dropout active at inference (Gal & Ghahramani 2016).
+
+    What is dropped depends on the backend: ``finetune`` runs its network's own dropout layers (the
+    rates it was trained with); the head-on-embeddings backends (``probe``, ``setfit``), whose
+    encoder embeddings are cached, drop features of the head's input Φ at ``rate`` instead.
+
+    Attributes:
+        samples: T, the number of passes (>= 2).
+        rate: the head-on-embeddings backends' inverted-dropout rate on the head's input, in (0, 1).
+        seed: seeds the dropout masks: the same request gives the same probabilities.
+    """
+
+    samples: int
+    rate: float
+    seed: int
 
 
 @dataclass

@@ -5,9 +5,9 @@
 >>> picked = strategy.query(state, n=32)                            # doctest: +SKIP
 
 Registered strategies (:func:`available_strategies`): ``random``, ``entropy``, ``margin``,
-``least_confidence``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``. Score-based ones
-(``has_scores``) also give per-candidate ``scores(state)``; ``bert_km`` and ``badge`` select a set
-jointly and raise :class:`~signal_hf.errors.StrategyError` from ``scores``.
+``least_confidence``, ``bald``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``. Score-based
+ones (``has_scores``) also give per-candidate ``scores(state)``; ``bert_km``, ``badge`` and
+``coreset`` select a set jointly and raise :class:`~signal_hf.errors.StrategyError` from ``scores``.
 
 :func:`signal_scores` and :func:`knn` work on plain tensors (the RL reward scores generated texts
 that are in no pool with them).
@@ -29,6 +29,7 @@ from .neighbours import knn
 from .scores import cal_scores, kl_divergence, signal_scores
 from . import strategies
 from .strategies import (
+    BALDStrategy,
     BadgeStrategy,
     BertKMStrategy,
     CALStrategy,
@@ -39,6 +40,7 @@ from .strategies import (
     RandomStrategy,
     SignalStrategy,
     badge_gradient_embeddings,
+    bald_scores,
 )
 
 __all__ = [

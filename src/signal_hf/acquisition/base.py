@@ -37,7 +37,10 @@ __all__ = [
 ]
 
 #: The PoolOutputs fields a strategy may declare in ``requires``.
-POOL_FIELDS: frozenset[str] = frozenset({"probs", "embeddings", "grad_embeddings", "pretrained_embeddings"})
+POOL_FIELDS: frozenset[str] = frozenset({"probs", "embeddings", "grad_embeddings", "pretrained_embeddings", "mc_probs"})
+
+#: Fields whose rows are not dimension 0: ``mc_probs`` is ``(T, n, C)``.
+_ROW_DIM: dict[str, int] = {"mc_probs": 1}
 
 S = TypeVar("S", bound=type["QueryStrategy"])
 
@@ -182,10 +185,12 @@ class QueryStrategy(ABC):
                     f"{self.name}: state.{where}.{f} is None but this strategy needs it "
                     f"(fix: compute {f} for the pool, e.g. include {self.name!r} in the strategies the classifier is told about)"
                 )
-            if t.dim() != 2 or t.shape[0] != rows:
+            row_dim = _ROW_DIM.get(f, 0)
+            if t.dim() != row_dim + 2 or t.shape[row_dim] != rows:
+                expected = f"T, {rows}, C" if row_dim else f"{rows}, ..."
                 raise StrategyError(
-                    f"{self.name}: state.{where}.{f} has shape {tuple(t.shape)}, expected ({rows}, ...) "
-                    f"like state.{where}.probs"
+                    f"{self.name}: state.{where}.{f} has shape {tuple(t.shape)}, expected ({expected}) "
+                    f"with the {rows} rows of state.{where}.probs"
                 )
             if not all_finite(t):
                 raise StrategyError(f"{self.name}: state.{where}.{f} contains NaN or inf")

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..checks import check_choices, non_empty_unique, positive
+from ..checks import check_choices, in_unit_interval, non_empty_unique, positive
 from ..errors import ConfigError
 from .registry import available_strategies
 
@@ -37,7 +37,7 @@ class AcquisitionConfig:
     Attributes:
         strategies: the methods run side by side on the same seeds: strategy names (see
             ``signal_hf.acquisition.available_strategies()``: ``random``, ``entropy``, ``margin``,
-            ``least_confidence``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``), pool-based
+            ``least_confidence``, ``bald``, ``bert_km``, ``badge``, ``coreset``, ``cal``, ``signal``), pool-based
             over the real pool R, except ``signal`` with ``generator.enabled`` (reported as
             ``signal-gen``). ``NAME-gen`` (e.g. ``cal-gen``, ``entropy-gen``) runs the strategy with the
             generator on, acquiring from U = R ∪ S (the pretrained generator, no RL, for all but
@@ -50,6 +50,16 @@ class AcquisitionConfig:
         eps: floor of the distance in SIGnAL's denominator (duplicates would divide by zero).
         knn_batch_size: query rows per block in the batched kNN (memory is block × reference rows).
         use_faiss: use faiss for the kNN when it is installed (large pools).
+        bald_mc_samples: BALD's T, the stochastic forward passes with dropout active (MC dropout)
+            whose class probabilities it reads; at least 2. 10 is small-text's BALD default. Only
+            BALD's trials run them: with ``classifier.backend: finetune`` they cost T inference
+            passes over L and the candidates per round, on the head backends T products with the head.
+        bald_dropout: the head backends' (``probe``, ``setfit``) MC dropout: the encoder embeddings
+            are cached, so instead of dropout inside the encoder each pass drops features of the
+            head's input Φ at this rate (inverted dropout, kept features scaled by 1/(1 − rate)),
+            under a head fitted without dropout: a perturbation of the fitted head, not the network's
+            own dropout posterior. In (0, 1); 0.1 is BERT's hidden dropout and the finetune head's.
+            ``finetune`` ignores it and runs the network's own dropout layers at their trained rates.
     """
 
     strategies: list[str] = field(
@@ -61,6 +71,8 @@ class AcquisitionConfig:
     eps: float = 1e-4
     knn_batch_size: int = 4096
     use_faiss: bool = False
+    bald_mc_samples: int = 10
+    bald_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         non_empty_unique("acquisition.strategies", self.strategies, "strategy", "[random, signal]")
@@ -78,4 +90,8 @@ class AcquisitionConfig:
         positive("acquisition.k", self.k, "e.g. 10")
         positive("acquisition.eps", self.eps, "e.g. 1e-4")
         positive("acquisition.knn_batch_size", self.knn_batch_size, "e.g. 4096")
+        # One pass has no disagreement to measure: BALD would score every candidate 0.
+        if isinstance(self.bald_mc_samples, bool) or not isinstance(self.bald_mc_samples, int) or self.bald_mc_samples < 2:
+            raise ConfigError("acquisition.bald_mc_samples", f"must be an integer >= 2, got {self.bald_mc_samples!r}", "e.g. 10")
+        in_unit_interval("acquisition.bald_dropout", self.bald_dropout, "e.g. 0.1", high_open=True)
         check_choices("acquisition", self)

@@ -1,5 +1,5 @@
-"""The query strategies: random, uncertainty (entropy, margin, least confidence), BERT-KM, BADGE,
-CAL and SIGnAL. All are vectorised over candidates.
+"""The query strategies: random, uncertainty (entropy, margin, least confidence), BALD, BERT-KM,
+BADGE, core-set, CAL and SIGnAL. All are vectorised over candidates.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ __all__ = [
     "EntropyStrategy",
     "MarginStrategy",
     "LeastConfidenceStrategy",
+    "BALDStrategy",
     "BertKMStrategy",
     "BadgeStrategy",
     "CALStrategy",
     "CoreSetStrategy",
     "SignalStrategy",
     "badge_gradient_embeddings",
+    "bald_scores",
 ]
 
 
@@ -94,6 +96,43 @@ class LeastConfidenceStrategy(ScoreStrategy):
 
     def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
         return 1.0 - _probs(state.unlabeled).max(1).values
+
+
+def bald_scores(mc_probs: torch.Tensor) -> torch.Tensor:
+    """BALD (Houlsby et al. 2011), estimated from ``T`` stochastic forward passes (MC dropout, Gal et
+    al. 2017): ``H[1/T Σ_t p_t(y|x)] − 1/T Σ_t H[p_t(y|x)]`` in nats, the mutual information between
+    the label and the model's parameters; high where the passes are each confident but disagree.
+
+    Args:
+        mc_probs: ``(T, n, C)`` class probabilities of the ``T`` passes.
+
+    Returns:
+        ``(n,)`` float64 scores, ``>= 0`` up to rounding (entropy is concave). ``0 · log 0`` is 0.
+    """
+    if mc_probs.dim() != 3:
+        raise StrategyError(f"bald_scores: expected (T, n, C) probabilities, got shape {tuple(mc_probs.shape)}")
+    p = mc_probs.double()  # the difference of two entropies cancels: keep float64 digits
+
+    def neg_entropy(q: torch.Tensor) -> torch.Tensor:
+        return (q * q.clamp_min(PROB_FLOOR).log()).sum(-1)
+
+    return neg_entropy(p).mean(0) - neg_entropy(p.mean(0))
+
+
+@register_strategy("bald")
+class BALDStrategy(ScoreStrategy):
+    """BALD with MC dropout: :func:`bald_scores` of ``state.unlabeled.mc_probs``, the
+    ``acquisition.bald_mc_samples`` seeded passes with dropout active that the classifier computes
+    for BALD's trials only (what the dropout acts on per backend: :class:`~signal_hf.types.MCDropout`);
+    top-n, ties → lower index."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({"mc_probs"})
+
+    def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
+        u = state.unlabeled
+        if u.mc_probs.shape[2] != u.probs.shape[1]:
+            raise StrategyError(f"bald: state.unlabeled.mc_probs has {u.mc_probs.shape[2]} classes, state.unlabeled.probs has {u.probs.shape[1]}")
+        return bald_scores(u.mc_probs)
 
 
 # ---------------------------------------------------------------- set-based: BERT-KM, BADGE

@@ -61,18 +61,20 @@ def fit_classifier(
     *,
     output_dir: str | os.PathLike,
     seed: int,
+    callbacks: list | None = None,
 ) -> Classifier:
     """Fit the configured backend from its pretrained starting point on ``labeled``, as each round does.
 
     Rows are sorted by id first, so the same labeled set (whatever order it was stored or
     acquired in) gives the same model for the same seed. ``test`` is used as given; pass it
-    through :func:`order_for_eval` to evaluate as a run does.
+    through :func:`order_for_eval` to evaluate as a run does. ``callbacks`` (``TrainerCallback``s)
+    see the ``finetune`` backend's training (the heads on embeddings have no steps to report).
     """
     labeled = labeled.sort("id")
     if config.backend == "probe":
         return ProbeClassifier(config, task, eval_dataset=test).fit(labeled)
     if config.backend == "setfit":
         return SetFitClassifier(config, task, output_dir=output_dir, seed=seed, eval_dataset=test).fit(labeled)
-    trainer = ClassifierTrainer(config, task, output_dir=output_dir, seed=seed, train_dataset=labeled, eval_dataset=test)
+    trainer = ClassifierTrainer(config, task, output_dir=output_dir, seed=seed, train_dataset=labeled, eval_dataset=test, callbacks=callbacks)
     trainer.train()
     return trainer

@@ -4,7 +4,8 @@
 on the labeled set, for a step budget that scales with |L| (:meth:`ClassifierConfig.train_steps`),
 evaluates accuracy with ``evaluate`` and runs the single inference pass per round that every query
 strategy shares (:meth:`ClassifierTrainer.pool_outputs`): class probabilities, L2-normalised pooled
-embeddings Φ (the input of the classification head) and, when asked, BADGE gradient embeddings.
+embeddings Φ (the input of the classification head) and, when asked, BADGE gradient embeddings and
+BALD's MC-dropout passes (the network's own dropout, active at inference).
 
 The head reads the pooling the checkpoint was trained with (``classifier.pooling``): mean pooling
 for the bundled sentence-transformers encoders, BERT's [CLS] pooler for a plain BERT (the paper).
@@ -34,7 +35,7 @@ from ..bundled import resolve_model_path
 from ..config import ClassifierConfig
 from ..encoder import resolve_pooling
 from ..errors import ConfigError
-from ..types import PoolOutputs, TaskSpec
+from ..types import MCDropout, PoolOutputs, TaskSpec
 from .base import Classifier, accuracy_metric, outputs_from_logits
 
 __all__ = ["ClassifierTrainer", "MeanPooledClassifier", "load_classifier", "load_tokenizer"]
@@ -129,6 +130,24 @@ def _head_input_hook(model: PreTrainedModel):
     return None
 
 
+#: Modules whose training mode changes more than dropout: running statistics would be updated.
+_STATEFUL_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.instancenorm._InstanceNorm)
+
+
+def _dropout_mode(model: torch.nn.Module) -> None:
+    """Training mode for dropout, evaluation mode for stateful normalisation.
+
+    Not only the ``nn.Dropout`` modules: transformers' attention passes its dropout rate to the
+    attention function gated by the attention module's own ``training`` flag (BERT:
+    ``dropout=0.0 if not self.training else self.dropout.p``), so enabling the dropout modules
+    alone would leave the attention-probability dropout the network was trained with off.
+    """
+    model.train()
+    for m in model.modules():
+        if isinstance(m, _STATEFUL_NORMS):
+            m.eval()
+
+
 class ClassifierTrainer(Trainer, Classifier):
     """Trainer for the target classifier, configured from a :class:`ClassifierConfig`.
 
@@ -154,6 +173,7 @@ class ClassifierTrainer(Trainer, Classifier):
         model: PreTrainedModel | None = None,
         tokenizer=None,
         disable_tqdm: bool = True,
+        callbacks: list | None = None,
     ):
         self.config = config
         self.task = task
@@ -174,7 +194,9 @@ class ClassifierTrainer(Trainer, Classifier):
             save_strategy="no",
             eval_strategy="no",
             report_to=extra.pop("report_to", "none"),
-            logging_strategy="no",
+            # Logged only when someone listens (a tracker, the loop's step progress).
+            logging_strategy=extra.pop("logging_strategy", "steps" if callbacks else "no"),
+            logging_steps=extra.pop("logging_steps", 1),
             disable_tqdm=disable_tqdm,
             dataloader_num_workers=0,
             use_cpu=not torch.cuda.is_available(),
@@ -189,6 +211,7 @@ class ClassifierTrainer(Trainer, Classifier):
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=self._compute_accuracy,
+            callbacks=callbacks,
         )
         if disable_tqdm:
             # Per-round trainings are short; the experiment's own progress bar and round log lines
@@ -203,8 +226,10 @@ class ClassifierTrainer(Trainer, Classifier):
     # ------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False) -> PoolOutputs:
-        """One inference pass over ``dataset`` (normalised columns): probabilities, Φ, BADGE embeddings.
+    def pool_outputs(self, dataset: Dataset, *, grad_embeddings: bool = False, mc_dropout: MCDropout | None = None) -> PoolOutputs:
+        """One inference pass over ``dataset`` (normalised columns): probabilities, Φ, BADGE embeddings,
+        and with ``mc_dropout`` its ``samples`` passes with the network's dropout active
+        (:meth:`_mc_dropout_logits`).
 
         Runs on every process identically (no gather), so all ranks select the same items.
         """
@@ -212,25 +237,49 @@ class ClassifierTrainer(Trainer, Classifier):
         device = next(model.parameters()).device
         if len(dataset) == 0:
             empty = torch.zeros(0, self.task.num_labels), torch.zeros(0, model.config.hidden_size)
-            return outputs_from_logits(*empty, grad_embeddings=grad_embeddings)
+            mc = None if mc_dropout is None else torch.zeros(mc_dropout.samples, 0, self.task.num_labels)
+            return outputs_from_logits(*empty, grad_embeddings=grad_embeddings, mc_logits=mc)
         head = _head_input_hook(model)
         captured: list[torch.Tensor] = []
         handle = head.register_forward_hook(lambda m, inp, out: captured.append(inp[0].detach())) if head is not None else None
         enc = encode(dataset.select_columns([c for c in ("text", "text_pair") if c in dataset.column_names]), self.processing_class, self.config.max_length)
         collate = DataCollatorWithPadding(self.processing_class)
         bs = self.config.per_device_eval_batch_size
+
+        def batches():
+            for start in range(0, len(enc), bs):
+                yield {k: v.to(device) for k, v in collate([enc[i] for i in range(start, min(start + bs, len(enc)))]).items()}
+
         logits, hidden = [], []
         try:
-            for start in range(0, len(enc), bs):
-                batch = collate([enc[i] for i in range(start, min(start + bs, len(enc)))])
-                batch = {k: v.to(device) for k, v in batch.items()}
+            for batch in batches():
                 out = model(**batch, output_hidden_states=head is None)
                 logits.append(out.logits.float().cpu())
                 hidden.append((captured.pop() if head is not None else out.hidden_states[-1][:, 0]).float().cpu())
         finally:
             if handle is not None:
                 handle.remove()
-        return outputs_from_logits(torch.cat(logits), torch.cat(hidden), grad_embeddings=grad_embeddings)
+        mc = None if mc_dropout is None else self._mc_dropout_logits(batches, mc_dropout)
+        return outputs_from_logits(torch.cat(logits), torch.cat(hidden), grad_embeddings=grad_embeddings, mc_logits=mc)
+
+    def _mc_dropout_logits(self, batches, mc: MCDropout) -> torch.Tensor:
+        """``(T, n, C)`` logits of ``T = mc.samples`` passes with the network's dropout active at the
+        rates it was trained with (MC dropout), seeded with ``mc.seed`` without touching the global
+        random state; the model is back in evaluation mode afterwards. ``mc.rate`` does not apply."""
+        model = self.model
+        device = next(model.parameters()).device
+        passes: list[list[torch.Tensor]] = [[] for _ in range(mc.samples)]
+        devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(mc.seed))
+            _dropout_mode(model)
+            try:
+                for batch in batches():
+                    for t in range(mc.samples):
+                        passes[t].append(model(**batch).logits.float().cpu())
+            finally:
+                model.eval()
+        return torch.stack([torch.cat(p) for p in passes])
 
     def accuracy(self, dataset: Dataset | None = None) -> float:
         """Accuracy on ``dataset`` (default: the eval set) computed with ``evaluate``."""

@@ -248,11 +248,21 @@ class OutputConfig:
         output_dir: run folder: results (``results.jsonl``), summary table, plot, round store.
         plot: draw the learning-curve PNG after the run.
         log_level: ``info`` or ``debug``.
+        report_to: experiment tracker of the per-round metrics (one backend, like a Trainer's
+            ``report_to``): ``none`` (default), ``tensorboard`` (event files in
+            ``<output_dir>/tensorboard/<method>-seed<k>``), ``trackio`` (local SQLite in
+            ``<output_dir>/trackio`` unless ``TRACKIO_DIR`` is set; project = the recipe ``name``) or
+            ``wandb`` (``pip install wandb``; files in ``<output_dir>/wandb``, ``WANDB_MODE=offline``
+            keeps it local). One tracker run per (method, seed); step = the round; every numeric
+            field of the results.jsonl row (nested ones as ``a/b``), and the RL trainers' step logs
+            under ``train/rl/``. A resumed run logs only its new rows: its series continue from the
+            restored round.
     """
 
     output_dir: str = "runs/experiment"
     plot: bool = True
     log_level: Literal["debug", "info", "warning"] = "info"
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
 
     def __post_init__(self) -> None:
         check_choices("output", self)

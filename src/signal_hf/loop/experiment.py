@@ -18,6 +18,7 @@ from ..errors import ConfigError, SignalHFError
 from ..results import ResultsLog, write_report
 from ..run_folder import check_output_dir, hold_run_folder
 from ..store import RoundStore, make_store, revision_name
+from ..tracking import require_backend
 from .methods import Method, parse_method
 from .records import log_event, recipe_hash
 from .training import SharedCache
@@ -96,6 +97,7 @@ class Experiment:
         """Check and lock the run folder (main process), then run every trial and write the report."""
         if not self.is_main:
             return self._run(self._load_task())
+        require_backend(self.cfg.output.report_to)  # a missing tracker package, before anything is written
         check_output_dir(self.output_dir, force=self.force)
         task = self._load_task()  # bad data is refused before the folder is touched
         with hold_run_folder(self.output_dir):
@@ -170,7 +172,9 @@ class Experiment:
         shared = SharedCache()
         methods = [parse_method(s, cfg) for s in cfg.acquisition.strategies]
         _check_unique_names(methods)
-        shared.need = frozenset().union(*(get_strategy(m.strategy, cfg.acquisition).requires for m in methods))
+        # MC-dropout passes (BALD) cost T inference passes on finetune: only the trials that read them
+        # run them (BALD's round 0 is then fitted apart from the shared one, with the same seed).
+        shared.need = frozenset().union(*(get_strategy(m.strategy, cfg.acquisition).requires for m in methods)) - {"mc_probs"}
         if "pretrained_embeddings" in shared.need:
             # BERT-KM clusters the *pretrained* encoder's mean-pooled embeddings (its reference does).
             c = cfg.classifier

@@ -52,7 +52,8 @@ def generate(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]
     ctx.phase(f"round {r}: generate {n}")
     t = time.perf_counter()
     existing = _text_keys(ctx, state.synthetic) + _text_keys(ctx, state.labeled)  # the generator adds R itself
-    new, stats = ctx.generator.generate(ctx.real_pool, n, round_idx=r, seed=derive_seed(ctx.seed, r, "generate"), existing_texts=existing)
+    new, stats = ctx.generator.generate(ctx.real_pool, n, round_idx=r, seed=derive_seed(ctx.seed, r, "generate"), existing_texts=existing,
+                                        progress=lambda done, total: ctx.phase(f"round {r}: generate {done}/{total}"))
     metrics = {
         "generated": stats.generated, "kept": stats.kept, "generate_s": time.perf_counter() - t,
         "dropped": sum(stats.dropped.values()), "dropped_by_reason": dict(stats.dropped),
@@ -149,10 +150,12 @@ def self_inform(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metri
     ctx.phase(f"round {r}: RL ({rl.algorithm})")
     t = time.perf_counter()
     prompts = ctx.generator.build_prompts(ctx.real_pool, rl.prompts_per_step * rl.steps_per_round, seed=derive_seed(ctx.seed, r, "rl-prompts"))
+    # The RL steps of round r follow those of rounds 1..r-1 on the tracker's train/rl axis.
+    callbacks = [ctx.tracker.callback("train/rl/", step_offset=(r - 1) * rl.steps_per_round)] if ctx.tracker else None
     metrics = optimize_generator(
         ctx.generator.model, ctx.generator.tokenizer, prompts, _reward(ctx, state), rl,
         output_dir=ctx.workdir / "rl", seed=derive_seed(ctx.seed, r, "rl"),
-        max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
+        max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p, callbacks=callbacks,
     )
     # A metric can be undefined for a step (e.g. the std of one reward): store None, not NaN.
     out = {f"rl_{k}": (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
@@ -181,7 +184,7 @@ def probe(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
         off = on
     reward = _reward(ctx, state)
     names = ctx.task.spec.label_names
-    oracle = ctx.synthetic_oracle if ctx.synthetic_oracle is not None and ctx.synthetic_oracle.name != "human" else None  # never ask a person
+    oracle = ctx.synthetic_oracle if ctx.synthetic_oracle is not None and not ctx.synthetic_oracle.asks_people else None  # never ask a person
     annotate = (lambda items: [names[y] for y in oracle.annotate(Dataset.from_list(items)) if y is not None]) if oracle is not None else None
     real_emb = real_pool_outputs(ctx, state, "embeddings")[0]
     measure = lambda texts: measure_policy(texts, parse_fn=reward.parse_fn, classify=reward.classify, score_outputs=reward.score_outputs, annotate=annotate, real_embeddings=real_emb)  # noqa: E731

@@ -17,6 +17,7 @@ from ..config import ExperimentConfig
 from ..data import TaskData
 from ..oracles import Oracle
 from ..store import RoundStore
+from ..tracking import Tracker
 from ..types import PoolOutputs
 from .methods import Method
 from .schedule import Schedule
@@ -61,6 +62,7 @@ class RoundContext:
         generator: the generator (generative methods, once loaded).
         workdir: the trial's scratch folder (classifier and RL outputs).
         phase: reports what the trial is doing now (progress bar).
+        tracker: the trial's ``output.report_to`` tracker (main process; ``None``: not tracked).
     """
 
     cfg: ExperimentConfig
@@ -78,6 +80,7 @@ class RoundContext:
     phase: Callable[[str], None]
     synthetic_oracle: Oracle | None = None
     generator: Any = None
+    tracker: Tracker | None = None
 
 
 @dataclass

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets import Dataset, concatenate_datasets
+from transformers import TrainerCallback
 
 from ..classifier import Classifier, fit_classifier
 from ..config import ClassifierConfig
 from ..data import TaskData
 from ..encoder import SentenceEncoder
-from ..types import PoolOutputs
+from ..types import MCDropout, PoolOutputs
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Fitted", "SharedCache", "Retrainer"]
 
@@ -63,12 +67,31 @@ class SharedCache:
     fitted: dict[str, Fitted] = field(default_factory=dict)
 
 
-class Retrainer:
-    """Fits and scores for one trial (seed ``seed``), through the experiment's :class:`SharedCache`."""
+class StepProgress(TrainerCallback):
+    """Training steps of a round's fit on the progress bar, and one log line per tenth of the steps
+    (so progress also shows when output goes to a file)."""
 
-    def __init__(self, config: ClassifierConfig, task: TaskData, seed: int, *, workdir: Path, shared: SharedCache, need: set[str], phase: Callable[[str], None]):
+    def __init__(self, phase: Callable[[str], None], round_idx: int, n_labeled: int):
+        self.phase, self.round_idx, self.n_labeled = phase, round_idx, n_labeled
+
+    def on_step_end(self, args, state, control, **kwargs):
+        total = max(state.max_steps, 1)
+        self.phase(f"round {self.round_idx}: train on {self.n_labeled}, step {state.global_step}/{total}")
+        if state.global_step % max(1, total // 10) == 0 or state.global_step == total:
+            logger.info("round %d: training step %d/%d", self.round_idx, state.global_step, total)
+
+
+class Retrainer:
+    """Fits and scores for one trial (seed ``seed``), through the experiment's :class:`SharedCache`;
+    ``mc_dropout`` is the MC-dropout request of a trial whose strategy needs ``mc_probs`` (BALD),
+    reseeded every round."""
+
+    def __init__(self, config: ClassifierConfig, task: TaskData, seed: int, *, workdir: Path, shared: SharedCache, need: set[str], phase: Callable[[str], None], mc_dropout: MCDropout | None = None):
         self.config, self.task, self.seed = config, task, seed
         self.workdir, self.shared, self.need, self.phase = workdir, shared, need, phase
+        self.mc_dropout = mc_dropout
+        #: ``round -> [TrainerCallback]`` of listeners beyond the step progress (the trial's tracker).
+        self.callbacks: Callable[[int], list] | None = None
         self.text_cols = ["text", "text_pair"] if task.spec.is_pair else ["text"]
 
     def _key(self, labeled: Dataset, candidates: Dataset) -> str:
@@ -85,25 +108,31 @@ class Retrainer:
             return Fitted(hit.accuracy, hit.labeled_out, hit.candidates_out, hit.candidate_ids, hit.classifier, {"cached": 1.0})
         self.phase(f"round {round_idx}: train on {len(labeled)}")
         t = time.perf_counter()
-        model = fit_classifier(self.config, self.task.spec, labeled, self.task.test, output_dir=self.workdir / "classifier", seed=self.seed)
+        callbacks = [StepProgress(self.phase, round_idx, len(labeled)), *(self.callbacks(round_idx) if self.callbacks else [])]
+        model = fit_classifier(self.config, self.task.spec, labeled, self.task.test, output_dir=self.workdir / "classifier", seed=self.seed, callbacks=callbacks)
         times = {"train_s": time.perf_counter() - t}
         self.phase(f"round {round_idx}: evaluate")
         t = time.perf_counter()
         accuracy = model.accuracy()
         times["eval_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        lab_out, cand_out = self.score(model, labeled, candidates)
+        lab_out, cand_out = self.score(model, labeled, candidates, round_idx)
         times["inference_s"] = time.perf_counter() - t
         fitted = Fitted(accuracy, lab_out, cand_out, candidates["id"][:], model, times)
         kept = model if model.keep_after_round else None
         self.shared.fitted[key] = Fitted(accuracy, lab_out, cand_out, fitted.candidate_ids, kept, times)
         return fitted
 
-    def score(self, model: Classifier, labeled: Dataset, candidates: Dataset) -> tuple[PoolOutputs, PoolOutputs]:
+    def score(self, model: Classifier, labeled: Dataset, candidates: Dataset, round_idx: int) -> tuple[PoolOutputs, PoolOutputs]:
         """One inference pass over L and the candidates, split back into (labeled, candidates) outputs."""
+        from .state import derive_seed  # state imports this module
+
         cols = self.text_cols
         both = concatenate_datasets([labeled.select_columns(cols), candidates.select_columns(cols)]) if len(candidates) else labeled.select_columns(cols)
-        out = model.pool_outputs(both, grad_embeddings="grad_embeddings" in self.need)
+        mc = self.mc_dropout
+        if mc is not None:  # fresh masks each round, the same ones on a resume
+            mc = replace(mc, seed=derive_seed(mc.seed, round_idx))
+        out = model.pool_outputs(both, grad_embeddings="grad_embeddings" in self.need, mc_dropout=mc)
         lab_out = out.select(list(range(len(labeled))))
         cand_out = out.select(list(range(len(labeled), len(both))))
         if "pretrained_embeddings" in self.need:
@@ -119,5 +148,5 @@ class Retrainer:
         if fitted.classifier is None:
             refit = self.fit(labeled, candidates, round_idx, need_classifier=True)
             return refit.labeled_out, refit.candidates_out, refit.classifier
-        lab_out, cand_out = self.score(fitted.classifier, labeled, candidates)
+        lab_out, cand_out = self.score(fitted.classifier, labeled, candidates, round_idx)
         return lab_out, cand_out, fitted.classifier

@@ -20,6 +20,8 @@ from ..errors import ConfigError
 from ..oracles import make_oracle
 from ..results import ResultsLog
 from ..store import RoundStore
+from ..tracking import open_tracker
+from ..types import MCDropout
 from . import stages
 from .distributed import check_ranks_agree
 from .methods import parse_method
@@ -42,7 +44,9 @@ class Trial:
         self.schedule = Schedule.from_config(cfg.loop, len(real_pool), generative=method.generate)
         strat = get_strategy(method.strategy, cfg.acquisition)
         workdir = Path(cfg.output.output_dir) / "work" / self.run_id
-        retrainer = Retrainer(cfg.classifier, task, seed, workdir=workdir, shared=shared, need=set(strat.requires) | set(shared.need), phase=self._phase)
+        acq = cfg.acquisition
+        mc = MCDropout(acq.bald_mc_samples, acq.bald_dropout, derive_seed(seed, "mc-dropout")) if "mc_probs" in strat.requires else None
+        retrainer = Retrainer(cfg.classifier, task, seed, workdir=workdir, shared=shared, need=set(strat.requires) | set(shared.need), phase=self._phase, mc_dropout=mc)
         self.ctx = RoundContext(
             cfg=cfg, task=task, method=method, seed=seed, run_id=self.run_id, real_pool=real_pool, schedule=self.schedule,
             strategy=strat, retrainer=retrainer, store=store, real_oracle=make_oracle(cfg.oracle.real, task.spec, cfg.oracle),
@@ -55,6 +59,23 @@ class Trial:
 
     def run(self) -> list[dict]:
         """Every round not yet stored (round 0 first), each saved before its row is logged."""
+        self._open_tracker()
+        try:
+            return self._run()
+        finally:
+            if self.ctx.tracker is not None:
+                self.ctx.tracker.finish()
+                self.ctx.tracker = None
+
+    def _open_tracker(self) -> None:
+        """``output.report_to``'s run for this trial (main process), also fed the ``finetune``
+        backend's training curve: round r's steps start at r · ``classifier.max_steps``."""
+        self.ctx.tracker = tracker = open_tracker(self.ctx.cfg, self.run_id, group=self.method.name) if self.is_main else None
+        if tracker is not None:
+            steps = max(self.ctx.cfg.classifier.max_steps, 1)
+            self.ctx.retrainer.callbacks = lambda r: [tracker.callback("train/classifier/", step_offset=r * steps)]
+
+    def _run(self) -> list[dict]:
         rows: list[dict] = []
         state = self._resume(rows)
         if state is None:
@@ -97,9 +118,7 @@ class Trial:
         if self.ctx.generator is not None:  # the next round generates with this round's (saved) adapter
             self.ctx.generator.revision = rev
         row = result_row(self.ctx, state.round, state.labeled, state.model.accuracy, {**metrics, "revision": rev})
-        if self.is_main:
-            self.results.append(row)
-        rows.append(row)
+        self._record(row, rows)
         numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         log_event("round", run=self.run_id, round=state.round, labeled=len(state.labeled), accuracy=state.model.accuracy, **numeric)
         if state.round == 1 and "round_s" in metrics:  # a first estimate, once a round has been measured
@@ -108,6 +127,15 @@ class Trial:
         if self.progress is not None:
             self.progress.advance()
         return state
+
+    def _record(self, row: dict, rows: list[dict]) -> None:
+        """Append a row to results.jsonl (main process) and the tracker: the tracker gets exactly the
+        rows this process writes, so a resumed run never logs a round twice."""
+        if self.is_main:
+            self.results.append(row)
+        if self.ctx.tracker is not None:
+            self.ctx.tracker.log(row, row["round"])
+        rows.append(row)
 
     def _initial_state(self) -> RoundState:
         pool = self.ctx.real_pool
@@ -137,8 +165,7 @@ class Trial:
         )
         log_event("resume", run=self.run_id, from_round=start, labeled=len(state.labeled))
         for row in restore_rows(ctx, self.results, start, rec) if self.is_main else []:
-            self.results.append(row)
-            rows.append(row)
+            self._record(row, rows)
         if self.progress is not None:
             self.progress.advance(start + 1)
         if start < self.num_rounds and not state.stopped_by and self.method.generate:  # finished runs load no generator

@@ -24,6 +24,7 @@ def optimize_generator(
     max_new_tokens: int,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    callbacks: list | None = None,
 ) -> dict[str, float]:
     """Fine-tune the generator's LoRA adapter on ``reward_fn`` for ``config.steps_per_round`` steps.
 
@@ -42,6 +43,9 @@ def optimize_generator(
         max_new_tokens: completion length cap.
         temperature: sampling temperature.
         top_p: nucleus sampling mass.
+        callbacks: :class:`transformers.TrainerCallback` objects for the trainer (GRPO/RLOO); PPO,
+            which is not a Trainer, calls their ``on_log`` with each step's metrics (e.g.
+            :class:`~signal_hf.tracking.TrackerCallback`, for the step curves).
 
     The KL penalty (``config.beta > 0``) is to the pretrained generator: log-probs of the reference
     are computed with the adapter disabled, so no second model copy is loaded.
@@ -61,7 +65,7 @@ def optimize_generator(
     else:  # grpo / rloo (RLConfig refuses any other name)
         from .trl_trainers import run_trl as run
     metrics = run(model, tokenizer, list(prompts), reward_fn, config, output_dir=output_dir, seed=seed,
-                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, callbacks=callbacks)
     for key in ("reward_mean", "reward_std", "kl", "policy_loss"):
         metrics.setdefault(key, math.nan)
     return metrics

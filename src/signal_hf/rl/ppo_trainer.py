@@ -319,9 +319,10 @@ class SignalPPOTrainer:
         )
         return metrics
 
-    def train(self, prompts: list[str]) -> dict[str, float]:
-        """``config.steps_per_round`` PPO steps over ``prompts`` (cycled in a seeded order); averaged metrics."""
-        from transformers import set_seed
+    def train(self, prompts: list[str], callbacks: list | None = None) -> dict[str, float]:
+        """``config.steps_per_round`` PPO steps over ``prompts`` (cycled in a seeded order); averaged
+        metrics. Each step's metrics go to every callback's ``on_log``, as a Trainer's logs would."""
+        from transformers import TrainerControl, TrainerState, set_seed
 
         set_seed(self.seed)
         cfg = self.config
@@ -337,6 +338,8 @@ class SignalPPOTrainer:
             cursor += cfg.prompts_per_step
             repeated = [p for p in chosen for _ in range(cfg.num_generations)]
             history.append(self.step(repeated))
+            for cb in callbacks or ():
+                cb.on_log(None, TrainerState(global_step=len(history)), TrainerControl(), logs=dict(history[-1]))
         seconds = time.perf_counter() - start
         metrics = {k: sum(h[k] for h in history) / len(history) for k in history[0]}
         metrics["seconds_per_step"] = seconds / len(history)
@@ -346,14 +349,15 @@ class SignalPPOTrainer:
 
 def run_ppo(model: Any, tokenizer: Any, prompts: list[str], reward_fn: Callable, config: RLConfig, *,
             output_dir: str | Path, seed: int, max_new_tokens: int, temperature: float = 1.0,
-            top_p: float = 1.0) -> dict[str, float]:
+            top_p: float = 1.0, callbacks: list | None = None) -> dict[str, float]:
     """``config.steps_per_round`` PPO steps; trains ``model``'s LoRA weights in place. Writes nothing to
-    ``output_dir`` (kept for symmetry with the TRL trainers; the round store saves the adapter)."""
+    ``output_dir`` (kept for symmetry with the TRL trainers; the round store saves the adapter).
+    ``callbacks``' ``on_log`` receives each step's metrics."""
     recorder = RecordingReward(reward_fn)
     with keep_training_mode(model):
         trainer = SignalPPOTrainer(model, tokenizer, recorder, config, seed=seed, max_new_tokens=max_new_tokens,
                                    temperature=temperature, top_p=top_p)
-        metrics = trainer.train(prompts)
+        metrics = trainer.train(prompts, callbacks)
     metrics.update(recorder.summary())
     for key in ("reward_mean", "reward_std"):
         metrics.setdefault(key, math.nan)

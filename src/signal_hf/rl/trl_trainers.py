@@ -62,8 +62,9 @@ def make_trl_config(config: RLConfig, *, output_dir: str | Path, seed: int, max_
 
 def run_trl(model: Any, tokenizer: Any, prompts: list[str], reward_fn: Callable, config: RLConfig, *,
             output_dir: str | Path, seed: int, max_new_tokens: int, temperature: float = 1.0,
-            top_p: float = 1.0) -> dict[str, float]:
-    """``config.steps_per_round`` GRPO or RLOO steps on ``prompts``; trains ``model``'s LoRA weights in place."""
+            top_p: float = 1.0, callbacks: list | None = None) -> dict[str, float]:
+    """``config.steps_per_round`` GRPO or RLOO steps on ``prompts``; trains ``model``'s LoRA weights in
+    place. ``callbacks`` are passed to the TRL trainer."""
     trainer_cls, _ = TRL_ALGORITHMS[config.algorithm]
     recorder = RecordingReward(reward_fn)
     args = make_trl_config(config, output_dir=output_dir, seed=seed, max_new_tokens=max_new_tokens,
@@ -75,6 +76,7 @@ def run_trl(model: Any, tokenizer: Any, prompts: list[str], reward_fn: Callable,
             args=args,
             train_dataset=Dataset.from_dict({"prompt": list(prompts)}),
             processing_class=tokenizer,
+            callbacks=callbacks,
         )
         _, seconds = timed(trainer.train)
     metrics = summarize_trl_logs(trainer.state.log_history)
