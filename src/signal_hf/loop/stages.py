@@ -185,6 +185,8 @@ def probe(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
     reward = _reward(ctx, state)
     names = ctx.task.spec.label_names
     oracle = ctx.synthetic_oracle if ctx.synthetic_oracle is not None and not ctx.synthetic_oracle.asks_people else None  # never ask a person
+    if oracle is not None:  # its own draw from this round's L: the same after a resume, and set even when annotate used no synthetic item
+        oracle.observe(state.labeled, seed=derive_seed(ctx.seed, r, "probe-oracle"))
     annotate = (lambda items: [names[y] for y in oracle.annotate(Dataset.from_list(items)) if y is not None]) if oracle is not None else None
     real_emb = real_pool_outputs(ctx, state, "embeddings")[0]
     measure = lambda texts: measure_policy(texts, parse_fn=reward.parse_fn, classify=reward.classify, score_outputs=reward.score_outputs, annotate=annotate, real_embeddings=real_emb)  # noqa: E731
