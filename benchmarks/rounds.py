@@ -39,7 +39,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import torch
 
 from .common import PeakRSS, fmt_mb, fmt_s
 
