@@ -166,19 +166,15 @@ def run_generation(
             for p in paths:
                 best = max(runs[(p, bs)], key=lambda g: g["tokens"] / g["seconds"])
                 tps = best["tokens"] / best["seconds"]
-                old_tps.setdefault(bs, tps)  # the first path listed is the reference
+                old_tps.setdefault(bs, tps)  # the first path listed is the reference, at each batch size
                 rows.append({
                     "model": model, "path": p, "decoding": PATHS[p][0], "row_major_head": PATHS[p][1], "batch_size": bs,
                     "prompts": n_prompts, "max_new_tokens": gen.config.max_new_tokens, "load_s": load_s,
                     "passes": runs[(p, bs)], "best_seconds": best["seconds"], "tokens": best["tokens"], "truncated": best["truncated"],
                     "tokens_per_s": tps, "vs_first_path": tps / old_tps[bs],
-                    "vs_old_at_first_batch": None, "bound_tokens_per_s": bound["per_batch"][bs]["tokens_per_s"],
+                    "vs_old_at_first_batch": tps / old_tps[batch_sizes[0]], "bound_tokens_per_s": bound["per_batch"][bs]["tokens_per_s"],
                     "of_bound": tps / bound["per_batch"][bs]["tokens_per_s"], "of_peak": tps / bound["peak_tokens_per_s"],
                 })
-        first = next(r for r in rows if r["model"] == model and r["batch_size"] == batch_sizes[0] and r["path"] == paths[0])
-        for r in rows:
-            if r["model"] == model:
-                r["vs_old_at_first_batch"] = r["tokens_per_s"] / first["tokens_per_s"]
         del gen
     return {"config": {"models": list(models), "batch_sizes": list(batch_sizes), "paths": paths, "n_prompts": n_prompts, "passes": passes,
                        "max_new_tokens": max_new_tokens, "recipe": recipe, "seed": seed,

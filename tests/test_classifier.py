@@ -374,3 +374,7 @@ def test_finetune_reports_each_step_to_callbacks_and_the_round_progress(sst2, tm
     assert [s for s, logs in rec.logs if "loss" in logs] == [1, 2, 3]
     assert phases == [f"round 2: train on 16, step {k}/3" for k in (1, 2, 3)]
     assert [m for m in caplog.messages if "training step" in m] == [f"round 2: training step {k}/3" for k in (1, 2, 3)]
+    # Logs are built only for a callback that reads them: the step progress alone leaves logging off.
+    quiet = ClassifierTrainer(_finetune_cfg(3), sst2.spec, output_dir=tmp_path, seed=0, train_dataset=sst2.train.select(range(16)),
+                              callbacks=[StepProgress(phases.append, 2, 16)])
+    assert quiet.args.logging_strategy == "no"

@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedModel,
     PrinterCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
@@ -148,6 +149,12 @@ def _dropout_mode(model: torch.nn.Module) -> None:
             m.eval()
 
 
+def _reads_logs(callback) -> bool:
+    """Whether a TrainerCallback (class or instance) overrides ``on_log``."""
+    cls = callback if isinstance(callback, type) else type(callback)
+    return cls.on_log is not TrainerCallback.on_log
+
+
 class ClassifierTrainer(Trainer, Classifier):
     """Trainer for the target classifier, configured from a :class:`ClassifierConfig`.
 
@@ -194,8 +201,8 @@ class ClassifierTrainer(Trainer, Classifier):
             save_strategy="no",
             eval_strategy="no",
             report_to=extra.pop("report_to", "none"),
-            # Logged only when someone listens (a tracker, the loop's step progress).
-            logging_strategy=extra.pop("logging_strategy", "steps" if callbacks else "no"),
+            # Logs are built only when a callback reads them (a tracker); the loop's step progress does not.
+            logging_strategy=extra.pop("logging_strategy", "steps" if any(_reads_logs(cb) for cb in callbacks or ()) else "no"),
             logging_steps=extra.pop("logging_steps", 1),
             disable_tqdm=disable_tqdm,
             dataloader_num_workers=0,

@@ -247,8 +247,9 @@ class Generator:
                 ).to(device)
                 new = self.model.generate(**enc, **gen_kwargs)[:, enc["input_ids"].shape[1] :]
                 for row, text in zip(new.tolist(), self.tokenizer.batch_decode(new, skip_special_tokens=True)):
-                    used = next((j + 1 for j, t in enumerate(row) if t in stop), len(row))  # the rest is padding
-                    out.append(Completion(text, truncated=used == len(row) and row[-1] not in stop and len(row) >= cfg.max_new_tokens, tokens=used))
+                    first_stop = next((j for j, t in enumerate(row) if t in stop), None)  # after it: padding
+                    out.append(Completion(text, truncated=first_stop is None and len(row) >= cfg.max_new_tokens,
+                                          tokens=len(row) if first_stop is None else first_stop + 1))
                 if progress is not None:
                     progress(len(out), len(prompts))
         return out
