@@ -63,6 +63,11 @@ class RandomStrategy(ScoreStrategy):
         return s
 
 
+def _entropy(q: torch.Tensor) -> torch.Tensor:
+    """``H(q) = −Σ_c q_c log q_c`` over the last dimension (nats); ``0 · log 0`` is 0."""
+    return -(q * q.clamp_min(PROB_FLOOR).log()).sum(-1)
+
+
 @register_strategy("entropy")
 class EntropyStrategy(ScoreStrategy):
     """Predictive entropy ``H(p) = −Σ_c p_c log p_c`` (nats); highest first."""
@@ -70,8 +75,7 @@ class EntropyStrategy(ScoreStrategy):
     requires: ClassVar[frozenset[str]] = frozenset({"probs"})
 
     def compute_scores(self, state: AcquisitionState) -> torch.Tensor:
-        p = _probs(state.unlabeled)
-        return -(p * p.clamp_min(PROB_FLOOR).log()).sum(1)
+        return _entropy(_probs(state.unlabeled))
 
 
 @register_strategy("margin")
@@ -112,11 +116,7 @@ def bald_scores(mc_probs: torch.Tensor) -> torch.Tensor:
     if mc_probs.dim() != 3:
         raise StrategyError(f"bald_scores: expected (T, n, C) probabilities, got shape {tuple(mc_probs.shape)}")
     p = mc_probs.double()  # the difference of two entropies cancels: keep float64 digits
-
-    def neg_entropy(q: torch.Tensor) -> torch.Tensor:
-        return (q * q.clamp_min(PROB_FLOOR).log()).sum(-1)
-
-    return neg_entropy(p).mean(0) - neg_entropy(p.mean(0))
+    return _entropy(p.mean(0)) - _entropy(p).mean(0)
 
 
 @register_strategy("bald")
