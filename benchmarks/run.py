@@ -11,7 +11,8 @@ Default (``make bench``; ~10 min on a quiet 2-core machine):
   skipped (``--large-pool 100000`` runs the whole matrix, ~10 more minutes);
 * one round of ``recipes/demo.yaml`` and ``recipes/demo_signal.yaml`` at 0.1 % and 1 % SST-2 pools,
   100 test sentences;
-* Gemma 3 270M and SmolLM2-135M throughput at batch 1 vs 8.
+* Gemma 3 270M and SmolLM2-135M throughput at batch 8 and 32 against the GEMM bound;
+* GRPO step time on Gemma 3 270M, rollouts from TRL's ``generate`` vs the generator's loop.
 
 ``--quick`` shrinks every section to seconds-long sizes (the smoke test's settings);
 ``--sections`` picks sections; the size options override either preset.
@@ -32,7 +33,7 @@ __all__ = ["main", "build_parser", "resolve_settings"]
 
 logger = logging.getLogger("benchmarks")
 
-SECTIONS = ("acquisition", "rounds", "generation")
+SECTIONS = ("acquisition", "rounds", "generation", "rl")
 
 FULL: dict[str, Any] = {
     "sizes": [1000, 10000, 50000], "classes": [2, 4], "labeled": 0.1, "dim": 768, "n_query": 100, "k": 10,
@@ -41,6 +42,7 @@ FULL: dict[str, Any] = {
     "annotator_samples": 512, "round_overrides": [],
     "generators": ["bundled:gemma3-270m", "bundled:smollm2-135m"], "batch_sizes": [8, 32], "n_prompts": 32, "passes": 2,
     "max_new_tokens": None,
+    "rl_generators": ["bundled:gemma3-270m"], "rl_steps": 2, "rl_prompts": 2, "rl_generations": 4,
 }
 
 QUICK: dict[str, Any] = {
@@ -49,6 +51,7 @@ QUICK: dict[str, Any] = {
     "recipes": ["recipes/demo.yaml"], "fractions": [0.001], "max_test_samples": 32,
     "round_overrides": ["--classifier.min_steps=2", "--classifier.max_steps=2"],
     "generators": ["bundled:smollm2-135m"], "batch_sizes": [2, 4], "n_prompts": 4, "passes": 1, "max_new_tokens": 8,
+    "rl_generators": ["bundled:smollm2-135m"], "rl_steps": 1, "rl_prompts": 1, "rl_generations": 2,
 }
 
 
@@ -94,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-prompts", type=int, help="prompts per pass")
     g.add_argument("--passes", type=int, help="alternating passes")
     g.add_argument("--max-new-tokens", type=int, help="completion cap (default: the recipe's)")
+    q = p.add_argument_group("rl (GRPO rollouts; --passes and --max-new-tokens as above)")
+    q.add_argument("--rl-generators", type=_strs, help="generator models")
+    q.add_argument("--rl-steps", type=int, help="GRPO steps per run")
+    q.add_argument("--rl-prompts", type=int, help="prompts per step")
+    q.add_argument("--rl-generations", type=int, help="completions per prompt")
     return p
 
 
@@ -174,6 +182,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["section_seconds"]["generation"] = time.perf_counter() - t
         console.print(bound_table(rep))
         console.print(generation_table(rep))
+    if "rl" in s["sections"]:
+        from .rl_rollouts import rl_rollouts_table, run_rl_rollouts
+
+        t = time.perf_counter()
+        rep = run_rl_rollouts(s["rl_generators"], steps=s["rl_steps"], prompts_per_step=s["rl_prompts"],
+                              num_generations=s["rl_generations"], passes=s["passes"], max_new_tokens=s["max_new_tokens"])
+        report["sections"]["rl"] = rep
+        report["section_seconds"]["rl"] = time.perf_counter() - t
+        console.print(rl_rollouts_table(rep))
     report["total_seconds"] = time.perf_counter() - t0
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = write_json(out_dir / f"bench-{stamp}.json", report)

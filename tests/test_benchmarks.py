@@ -221,6 +221,20 @@ def test_generation_throughput_compares_paths_against_the_gemm_bound(tmp_path):
 
 
 @pytest.mark.generator
+def test_rl_rollouts_times_both_paths_on_the_same_steps():
+    from benchmarks.rl_rollouts import ROLLOUT_PATHS, run_rl_rollouts
+
+    rep = run_rl_rollouts(["bundled:smollm2-135m"], steps=1, prompts_per_step=1, num_generations=2, passes=1, max_new_tokens=4)
+    rows = rep["rows"]
+    assert [r["path"] for r in rows] == list(ROLLOUT_PATHS)
+    for r in rows:
+        assert r["seconds_per_step"] > 0 and r["completions_per_step"] == 2
+        assert 1 <= r["mean_completion_length"] <= 4  # TRL's own count of the rollouts it trained on
+    assert rows[0]["speedup"] == 1.0
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["seconds_per_step"] / rows[1]["seconds_per_step"])
+
+
+@pytest.mark.generator
 def test_instrument_times_generation_and_dedup_of_a_real_generator():
     from signal_hf.config import load_recipe
     from signal_hf.data import load_task, sample_pool

@@ -485,3 +485,60 @@ def test_probe_metrics_per_policy():
     assert m["probe_valid_on"] == pytest.approx(2 / 3) and m["probe_duplicate_on"] == pytest.approx(1 / 3) and m["probe_duplicate_off"] == 0
     assert m["probe_labels_on"] == {"negative": 1, "positive": 1} and m["probe_labels_off"] == {"negative": 2, "positive": 0}
     assert m["probe_relevance_on"] == pytest.approx(0.3) and m["probe_relevance_off"] == pytest.approx(0.6)
+
+
+@pytest.mark.generator
+def test_grpo_rollouts_come_from_the_generators_sampling_loop(tmp_path):
+    """Under ``decoding: fast`` GRPO's completions are the generator's own samples (TRL's rollout_func):
+    the reward sees exactly what the sampler wrote, every completion ends at the example boundary (a stop
+    token) or the length cap, the LoRA weights train, and the same seed gives the same rollouts."""
+    from datasets import Dataset
+
+    from signal_hf.generation import Generator, GeneratorConfig
+    from signal_hf.types import TaskSpec
+
+    cfg = GeneratorConfig(max_new_tokens=12, batch_size=4, lora_r=4, lora_alpha=8)
+    rl = RLConfig(algorithm="grpo", beta=0.04, learning_rate=1e-3, steps_per_round=2, num_generations=2, prompts_per_step=2)
+    pool = Dataset.from_dict({"text": ["a warm , funny film", "dull and far too long", "a quiet triumph", "nothing works here"], "label": [1, 0, 1, 0]})
+    task = TaskSpec("sst2", ("negative", "positive"), task_type="sentiment")
+
+    torch.manual_seed(0)
+    gen = Generator.from_pretrained("bundled:smollm2-135m", task=task, config=cfg)
+    prompts = gen.build_prompts(pool, 4, seed=0)
+    sampler, written, seen = gen.rollout_sampler(), [], []
+
+    def recording_sampler(ps, s):
+        prompt_ids, completion_ids = sampler(ps, s)
+        written.append((list(ps), completion_ids))
+        return prompt_ids, completion_ids
+
+    def reward(prompts=None, completions=None, **kw):
+        seen.append(list(completions))
+        return _e_fraction(prompts, completions)
+
+    before = {n: p.detach().clone() for n, p in gen.model.named_parameters() if "lora_" in n}
+    metrics = optimize_generator(gen.model, gen.tokenizer, prompts, reward, rl, output_dir=tmp_path, seed=3,
+                                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, sampler=recording_sampler)
+    changed = any(not torch.equal(p, before[n]) for n, p in gen.model.named_parameters() if "lora_" in n)
+    assert metrics["steps"] == 2.0 and changed and math.isfinite(metrics["kl"])
+    assert len(written) == 2 and all(len(ps) == 4 for ps, _ in written)  # one call per step, 2 prompts × 2 generations
+    assert all(len(set(ps)) == 2 and all(ps.count(p) == 2 for p in ps) for ps, _ in written)  # each prompt once per generation
+    stops = set(gen._stop_ids)
+    decoded = [[gen.tokenizer.decode(ids, skip_special_tokens=True) for ids in ids_list] for _, ids_list in written]
+    assert seen == decoded  # the reward scored the sampler's completions
+    for _, ids_list in written:
+        for ids in ids_list:
+            assert ids and (ids[-1] in stops or len(ids) == cfg.max_new_tokens)
+            assert not any(t in stops for t in ids[:-1])  # nothing sampled past the example boundary
+    # Seeded: a fresh rollout_func with the same seed writes the same first rollouts; another rank others.
+    from types import SimpleNamespace
+
+    from signal_hf.rl.trl_trainers import rollout_func
+
+    rank = lambda i: SimpleNamespace(accelerator=SimpleNamespace(process_index=i))  # noqa: E731
+    first_prompts = written[0][0]
+    again = rollout_func(gen.rollout_sampler(), 3)(first_prompts, rank(0))
+    other = rollout_func(gen.rollout_sampler(), 3)(first_prompts, rank(1))
+    assert again["completion_ids"] == rollout_func(gen.rollout_sampler(), 3)(first_prompts, rank(0))["completion_ids"]
+    assert again["prompt_ids"] == gen.tokenizer(first_prompts, add_special_tokens=not gen.chat)["input_ids"] and again["logprobs"] is None
+    assert other["completion_ids"] != again["completion_ids"]

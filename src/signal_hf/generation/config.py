@@ -64,8 +64,10 @@ class GeneratorConfig:
             nucleus from a partial sort, finished completions leave the batch, prompts batched by
             length; the same distribution, measured faster on CPU by ``make bench``) or
             ``transformers`` (``model.generate``). Either samples the same distribution with other
-            random draws, so the two give different candidates for one seed. RL rollouts use TRL's
-            ``generate`` whatever this says.
+            random draws, so the two give different candidates for one seed. GRPO rollouts follow
+            this too (``fast``: the same loop through TRL's ``rollout_func``, in eval mode, i.e.
+            without LoRA dropout, as the generator samples); RLOO and PPO rollouts always call
+            ``generate``.
         row_major_head: on CPU (fp32), compute the output layer at inference as ``(W·hᵀ)ᵀ``, which
             measured ~2× faster than ``linear`` for a large vocabulary (Gemma 3: 262k tokens); the
             same product, float rounding aside. Also speeds up RL rollouts and the probe.

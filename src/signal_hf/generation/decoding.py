@@ -12,8 +12,9 @@ begin_suppress_tokens, eos_token_id=stop ids)``; what it does differently, each 
 * **length-grouped batches**: prompts are batched in order of token length (less left padding),
   completions are returned in the caller's order.
 
-``transformers``' ``generate`` stays the other path (``generator.decoding: transformers``) and is what
-RL rollouts use (TRL calls it).
+``transformers``' ``generate`` stays the other path (``generator.decoding: transformers``). GRPO
+rollouts use this loop too under ``decoding: fast`` (TRL's ``rollout_func``, :mod:`signal_hf.rl.trl_trainers`);
+RLOO and PPO rollouts call ``generate``.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ class SamplingSettings:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled completion: its text, whether it stopped at the length cap (no stop token), and
-    how many tokens were sampled for it (the stop token included)."""
+    """One sampled completion: its text, whether it stopped at the length cap (no stop token), how
+    many tokens were sampled for it (the stop token included) and, from the fast loop, those token
+    ids (what an RL trainer scores)."""
 
     text: str
     truncated: bool
     tokens: int
+    token_ids: tuple[int, ...] = ()
 
 
 def nucleus_sample(logits: torch.Tensor, *, temperature: float, top_p: float, generator: torch.Generator, start_k: int = 1024) -> torch.Tensor:
@@ -128,7 +131,7 @@ def sample_completions(
         chunk = order[lo : lo + settings.batch_size]
         enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, padding_side="left", add_special_tokens=add_special_tokens).to(device)
         for i, (toks, truncated) in zip(chunk, _decode_batch(model, enc, settings, generator)):
-            results[i] = Completion(tokenizer.decode(toks, skip_special_tokens=True), truncated, len(toks))
+            results[i] = Completion(tokenizer.decode(toks, skip_special_tokens=True), truncated, len(toks), tuple(toks))
         if progress is not None:
             progress(min(lo + settings.batch_size, len(order)), len(order))
     return results  # type: ignore[return-value]

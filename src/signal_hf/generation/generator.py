@@ -228,6 +228,20 @@ class Generator:
         finally:
             self.model.train(was_training)
 
+    def rollout_sampler(self) -> Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]] | None:
+        """For RL rollouts under ``decoding: fast``: ``(prompts, seed) -> (prompt ids, completion ids)``,
+        one completion per prompt (repeats included) from :meth:`sample`, its stop token kept, the
+        prompt tokenised as :meth:`sample` tokenises it. ``None`` under ``decoding: transformers``
+        (the RL trainer's own ``generate`` then)."""
+        if self.config.decoding != "fast":
+            return None
+
+        def sampler(prompts: list[str], seed: int) -> tuple[list[list[int]], list[list[int]]]:
+            prompt_ids = self.tokenizer(list(prompts), add_special_tokens=not self.chat)["input_ids"]
+            return prompt_ids, [list(c.token_ids) for c in self.sample(prompts, seed=seed)]
+
+        return sampler
+
     def _sample_transformers(self, prompts: list[str], seed: int, progress: Callable[[int, int], None] | None) -> list[Completion]:
         cfg = self.config
         device = self.device

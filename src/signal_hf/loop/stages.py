@@ -156,6 +156,7 @@ def self_inform(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metri
         ctx.generator.model, ctx.generator.tokenizer, prompts, _reward(ctx, state), rl,
         output_dir=ctx.workdir / "rl", seed=derive_seed(ctx.seed, r, "rl"),
         max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p, callbacks=callbacks,
+        sampler=ctx.generator.rollout_sampler(),  # GRPO's rollouts from the generator's own sampling loop
     )
     # A metric can be undefined for a step (e.g. the std of one reward): store None, not NaN.
     out = {f"rl_{k}": (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}

@@ -25,6 +25,7 @@ def optimize_generator(
     temperature: float = 1.0,
     top_p: float = 1.0,
     callbacks: list | None = None,
+    sampler: Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]] | None = None,
 ) -> dict[str, float]:
     """Fine-tune the generator's LoRA adapter on ``reward_fn`` for ``config.steps_per_round`` steps.
 
@@ -46,6 +47,9 @@ def optimize_generator(
         callbacks: :class:`transformers.TrainerCallback` objects for the trainer (GRPO/RLOO); PPO,
             which is not a Trainer, calls their ``on_log`` with each step's metrics (e.g.
             :class:`~signal_hf.tracking.TrackerCallback`, for the step curves).
+        sampler: ``(prompts, seed) -> (prompt ids, completion ids)`` that writes GRPO's rollouts
+            (``Generator.rollout_sampler``: the generator's own sampling loop) instead of TRL's
+            ``generate``; RLOO and PPO ignore it.
 
     The KL penalty (``config.beta > 0``) is to the pretrained generator: log-probs of the reference
     are computed with the adapter disabled, so no second model copy is loaded.
@@ -60,12 +64,15 @@ def optimize_generator(
     """
     validate_inputs(model, tokenizer, prompts, config, max_new_tokens)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = dict(output_dir=output_dir, seed=seed, max_new_tokens=max_new_tokens,
+                                  temperature=temperature, top_p=top_p, callbacks=callbacks)
     if config.algorithm == "ppo":
         from .ppo_trainer import run_ppo as run
     else:  # grpo / rloo (RLConfig refuses any other name)
         from .trl_trainers import run_trl as run
-    metrics = run(model, tokenizer, list(prompts), reward_fn, config, output_dir=output_dir, seed=seed,
-                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, callbacks=callbacks)
+
+        kwargs["sampler"] = sampler
+    metrics = run(model, tokenizer, list(prompts), reward_fn, config, **kwargs)
     for key in ("reward_mean", "reward_std", "kl", "policy_loss"):
         metrics.setdefault(key, math.nan)
     return metrics

@@ -2,11 +2,14 @@
 
 Both algorithms run through the same code, :func:`run_trl`; they differ only in the TRL trainer and
 config classes :data:`TRL_ALGORITHMS` names (and in what those classes do with the same arguments).
+GRPO can take its rollouts from the generator's own sampling loop (TRL's ``rollout_func``); RLOO's
+trainer has no such hook and always samples with ``generate``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from itertools import count
 from typing import Any, Callable
 
 from datasets import Dataset
@@ -22,7 +25,7 @@ from ._common import (
 )
 from .config import RLConfig
 
-__all__ = ["SignalGRPOTrainer", "SignalRLOOTrainer", "TRL_ALGORITHMS", "make_trl_config", "run_trl"]
+__all__ = ["Sampler", "SignalGRPOTrainer", "SignalRLOOTrainer", "TRL_ALGORITHMS", "make_trl_config", "rollout_func", "run_trl"]
 
 
 class SignalGRPOTrainer(PretrainedReferenceMixin, GRPOTrainer):
@@ -40,6 +43,26 @@ class SignalRLOOTrainer(PretrainedReferenceMixin, RLOOTrainer):
     reward of the other ``num_generations − 1`` completions of the same prompt. The KL enters the
     reward: ``r − beta · Σ_t (log π − log π_ref)`` per sequence (as in Ahmadian et al., 2024).
     """
+
+
+#: ``(prompts, seed) -> (prompt token ids, completion token ids)``: one completion per prompt.
+Sampler = Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]]
+
+
+def rollout_func(sampler: Sampler, seed: int) -> Callable[[list[str], Any], dict[str, Any]]:
+    """TRL's ``rollout_func`` around ``sampler``: each call (one per generation batch) samples with
+    its own seed, derived from ``seed``, the call's index and the process rank, so a step's rollouts
+    are reproducible and ranks draw different ones. TRL passes every prompt as often as it wants
+    completions for it (``num_generations`` times). No sampling log-probs are returned: TRL then
+    scores the completions with the policy itself, as it does after ``generate``."""
+    calls = count()
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
+        call_seed = (seed + 7919 * (next(calls) + 1) + 104729 * trainer.accelerator.process_index) % 2**63
+        prompt_ids, completion_ids = sampler(list(prompts), call_seed)
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+
+    return rollout
 
 
 #: ``rl.algorithm`` → (trainer class, TRL config class) for the algorithms TRL implements.
@@ -62,10 +85,12 @@ def make_trl_config(config: RLConfig, *, output_dir: str | Path, seed: int, max_
 
 def run_trl(model: Any, tokenizer: Any, prompts: list[str], reward_fn: Callable, config: RLConfig, *,
             output_dir: str | Path, seed: int, max_new_tokens: int, temperature: float = 1.0,
-            top_p: float = 1.0, callbacks: list | None = None) -> dict[str, float]:
+            top_p: float = 1.0, callbacks: list | None = None, sampler: Sampler | None = None) -> dict[str, float]:
     """``config.steps_per_round`` GRPO or RLOO steps on ``prompts``; trains ``model``'s LoRA weights in
-    place. ``callbacks`` are passed to the TRL trainer."""
+    place. ``callbacks`` are passed to the TRL trainer; ``sampler`` (GRPO only) writes the rollouts
+    instead of TRL's ``generate``."""
     trainer_cls, _ = TRL_ALGORITHMS[config.algorithm]
+    extra = {"rollout_func": rollout_func(sampler, seed)} if sampler is not None and config.algorithm == "grpo" else {}
     recorder = RecordingReward(reward_fn)
     args = make_trl_config(config, output_dir=output_dir, seed=seed, max_new_tokens=max_new_tokens,
                            temperature=temperature, top_p=top_p)
@@ -77,6 +102,7 @@ def run_trl(model: Any, tokenizer: Any, prompts: list[str], reward_fn: Callable,
             train_dataset=Dataset.from_dict({"prompt": list(prompts)}),
             processing_class=tokenizer,
             callbacks=callbacks,
+            **extra,
         )
         _, seconds = timed(trainer.train)
     metrics = summarize_trl_logs(trainer.state.log_history)
