@@ -13,6 +13,10 @@ import torch
 from ..errors import ConfigError, GenerationError
 from .config import RLConfig
 
+#: ``(prompts, seed) -> (prompt token ids, completion token ids)``: one completion per prompt, e.g.
+#: ``Generator.rollout_sampler()``; GRPO takes its rollouts from it.
+Sampler = Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]]
+
 # TRL's log keys → the metric names optimize_generator returns (same names for every algorithm).
 _TRL_LOG_KEYS = {
     "kl": "kl",

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from ._common import validate_inputs
+from ._common import Sampler, validate_inputs
 from .config import RLConfig
 
 __all__ = ["optimize_generator"]
@@ -25,7 +25,7 @@ def optimize_generator(
     temperature: float = 1.0,
     top_p: float = 1.0,
     callbacks: list | None = None,
-    sampler: Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]] | None = None,
+    sampler: Sampler | None = None,
 ) -> dict[str, float]:
     """Fine-tune the generator's LoRA adapter on ``reward_fn`` for ``config.steps_per_round`` steps.
 

@@ -8,8 +8,8 @@ trainer has no such hook and always samples with ``generate``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from itertools import count
+from pathlib import Path
 from typing import Any, Callable
 
 from datasets import Dataset
@@ -18,6 +18,7 @@ from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 from ._common import (
     PretrainedReferenceMixin,
     RecordingReward,
+    Sampler,
     keep_training_mode,
     summarize_trl_logs,
     timed,
@@ -43,10 +44,6 @@ class SignalRLOOTrainer(PretrainedReferenceMixin, RLOOTrainer):
     reward of the other ``num_generations − 1`` completions of the same prompt. The KL enters the
     reward: ``r − beta · Σ_t (log π − log π_ref)`` per sequence (as in Ahmadian et al., 2024).
     """
-
-
-#: ``(prompts, seed) -> (prompt token ids, completion token ids)``: one completion per prompt.
-Sampler = Callable[[list[str], int], tuple[list[list[int]], list[list[int]]]]
 
 
 def rollout_func(sampler: Sampler, seed: int) -> Callable[[list[str], Any], dict[str, Any]]:
