@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-ablation rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -128,6 +128,25 @@ paper-gen: install
 	  $(BIN)/signal-hf plot $$pool $$gen --out docs/results/$$n --title "$$n: pool-based methods and SIGnAL with the generator"; \
 	  cp $$gen/grid.json docs/results/$$n/grid_gen.json; \
 	done
+
+# paper-ablation: the self-informing ablations on SST-2 0.1 % (#17): signal-gen (RL) and its frozen-generator
+#   ablations signal-gen-norl, cal-gen, entropy-gen on the same seeds, to 200 %; merged with the pool-based
+#   grid of the same pool (docs/results/cpu_sst2_0.1, committed) into docs/results/ablation_sst2_0.1.
+ABLATION_RECIPES ?= recipes/paper/ablation_sst2_0.1_signal_gen.yaml recipes/paper/ablation_sst2_0.1_frozen.yaml
+paper-ablation: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf grid $(ABLATION_RECIPES) --workers $(GRID_WORKERS)
+	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen runs/ablation_sst2/frozen docs/results/cpu_sst2_0.1 \
+	  --out docs/results/ablation_sst2_0.1 --title "SST-2 0.1 %: signal-gen, its ablations and the pool baselines"
+	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out docs/results/ablation_sst2_0.1/inspect.md
+
+# rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
+rl-learnability: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf grid recipes/paper/rl_learnability_sst2_0.1.yaml --workers $(GRID_WORKERS)
+	mkdir -p docs/results/rl_learnability_sst2
+	$(BIN)/signal-hf plot runs/rl_learnability_sst2 --out docs/results/rl_learnability_sst2
+	$(BIN)/signal-hf inspect runs/rl_learnability_sst2 --out docs/results/rl_learnability_sst2/inspect.md
 
 # The GPU smoke check (scripts/gpu_smoke.sh): build its carry folder here (wheels the GPU machine lacks +
 # tiny Qwen2/BERT models, under 64 MiB), then run the script there with build/gpu_smoke carried.
