@@ -139,6 +139,8 @@ paper-ablation: install
 	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen runs/ablation_sst2/frozen docs/results/cpu_sst2_0.1 \
 	  --out docs/results/ablation_sst2_0.1 --title "SST-2 0.1 %: signal-gen, its ablations and the pool baselines"
 	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out docs/results/ablation_sst2_0.1/inspect.md
+	cp runs/ablation_sst2/signal_gen/grid.json docs/results/ablation_sst2_0.1/grid_signal_gen.json
+	cp runs/ablation_sst2/frozen/grid.json docs/results/ablation_sst2_0.1/grid_frozen.json
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install
@@ -147,6 +149,7 @@ rl-learnability: install
 	mkdir -p docs/results/rl_learnability_sst2
 	$(BIN)/signal-hf plot runs/rl_learnability_sst2 --out docs/results/rl_learnability_sst2
 	$(BIN)/signal-hf inspect runs/rl_learnability_sst2 --out docs/results/rl_learnability_sst2/inspect.md
+	cp runs/rl_learnability_sst2/grid.json runs/rl_learnability_sst2/seeds/seed-0/recipe.yaml docs/results/rl_learnability_sst2/
 
 # The GPU smoke check (scripts/gpu_smoke.sh): build its carry folder here (wheels the GPU machine lacks +
 # tiny Qwen2/BERT models, under 64 MiB), then run the script there with build/gpu_smoke carried.
