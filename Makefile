@@ -130,7 +130,7 @@ paper-gen: install
 	done
 
 # paper-setfit: AG News 0.1 % with the SetFit classifier (5 pair iterations, 64 tokens), 3 seeds: Random
-#   (~40 min on 2 cores), then SIGnAL and CAL (~90 min), merged into docs/results/cpu_ag_news_0.1_setfit —
+#   (36–43 min per seed), then SIGnAL and CAL (80–88 min per seed; three seeds side by side on 2 cores), merged into docs/results/cpu_ag_news_0.1_setfit —
 #   the frozen probe's 83.4 % at 120 labels vs SetFit's fine-tuned encoder (#14).
 SETFIT_RECIPES ?= recipes/paper/cpu_ag_news_0.1_setfit.yaml recipes/paper/cpu_ag_news_0.1_setfit_strategies.yaml
 paper-setfit: install
