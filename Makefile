@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -140,18 +140,27 @@ paper-setfit: install
 	cp runs/paper/ag_news_0.1_setfit/grid.json docs/results/cpu_ag_news_0.1_setfit/grid_random.json
 	cp runs/paper/ag_news_0.1_setfit_strategies/grid.json docs/results/cpu_ag_news_0.1_setfit/grid_strategies.json
 
-# paper-ablation: the self-informing ablations on SST-2 0.1 % (#17): signal-gen (RL) and its frozen-generator
-#   ablations signal-gen-norl, cal-gen, entropy-gen on the same seeds, to 200 %; merged with the pool-based
-#   grid of the same pool (docs/results/cpu_sst2_0.1, committed) into docs/results/ablation_sst2_0.1.
-ABLATION_RECIPES ?= recipes/paper/ablation_sst2_0.1_signal_gen.yaml recipes/paper/ablation_sst2_0.1_frozen.yaml
+# paper-ablation: the self-informing ablations (#17): signal-gen (RL) and its frozen-generator ablations
+#   signal-gen-norl, cal-gen, entropy-gen on the same seeds, to 200 %; merged with the pool-based grid of the
+#   same pool (docs/results/cpu_<dataset>_0.1, committed) into docs/results/ablation_<dataset>_0.1.
+#   paper-ablation: SST-2 0.1 %; paper-ablation-ag_news: AG News 0.1 %.
+# $(1): dataset (sst2, ag_news), $(2): its annotator target, $(3): its name in the report title.
+define run_ablation
+	test -f runs/annotators/$(1)/annotator.json || $(MAKE) $(2)
+	$(BIN)/signal-hf grid recipes/paper/ablation_$(1)_0.1_signal_gen.yaml recipes/paper/ablation_$(1)_0.1_frozen.yaml --workers $(GRID_WORKERS) $(ABLATION_ARGS)
+	$(BIN)/signal-hf plot runs/ablation_$(1)/signal_gen runs/ablation_$(1)/frozen docs/results/cpu_$(1)_0.1 \
+	  --out docs/results/ablation_$(1)_0.1 --title "$(3) 0.1 %: signal-gen, its ablations and the pool baselines"
+	$(BIN)/signal-hf inspect runs/ablation_$(1)/signal_gen --out docs/results/ablation_$(1)_0.1/inspect.md
+	cp runs/ablation_$(1)/signal_gen/grid.json docs/results/ablation_$(1)_0.1/grid_signal_gen.json
+	cp runs/ablation_$(1)/frozen/grid.json docs/results/ablation_$(1)_0.1/grid_frozen.json
+endef
+# Extra overrides for both recipes, e.g. ABLATION_ARGS=--loop.signal_max_fraction=1.0 to stop at 100 %.
+ABLATION_ARGS ?=
 paper-ablation: install
-	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
-	$(BIN)/signal-hf grid $(ABLATION_RECIPES) --workers $(GRID_WORKERS)
-	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen runs/ablation_sst2/frozen docs/results/cpu_sst2_0.1 \
-	  --out docs/results/ablation_sst2_0.1 --title "SST-2 0.1 %: signal-gen, its ablations and the pool baselines"
-	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out docs/results/ablation_sst2_0.1/inspect.md
-	cp runs/ablation_sst2/signal_gen/grid.json docs/results/ablation_sst2_0.1/grid_signal_gen.json
-	cp runs/ablation_sst2/frozen/grid.json docs/results/ablation_sst2_0.1/grid_frozen.json
+	$(call run_ablation,sst2,annotator,SST-2)
+
+paper-ablation-ag_news: install
+	$(call run_ablation,ag_news,annotator-ag_news,AG News)
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install
