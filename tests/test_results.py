@@ -6,7 +6,7 @@ import pytest
 
 from importlib.metadata import version
 
-from signal_hf.results import ResultsLog, compare_methods, write_report
+from signal_hf.results import ResultsLog, compare_endpoints, compare_methods, write_report
 
 
 def _rows(method: str, curve: dict[int, list[float]]) -> list[dict]:
@@ -44,6 +44,26 @@ def test_compare_methods_every_signal_variant_against_every_other():
     assert compare_methods(RANDOM) == []
 
 
+def test_compare_endpoints_hand_computed():
+    # signal-gen ends at 110 % ([.80, .84]); random ends at 40 % ([.60, .62]); signal ends at 40 % too.
+    gen = _rows("signal-gen", {10: [0.5, 0.5], 110: [0.80, 0.84]})
+    out = compare_endpoints(SIGNAL + RANDOM + gen)
+    assert [(c["method"], c["other"]) for c in out] == [("signal-gen", "random"), ("signal-gen", "signal")]
+    c = out[0]
+    assert (c["at"], c["other_at"], c["verdict"]) == (110, 40, "win")
+    assert c["seed_diffs"] == pytest.approx([0.20, 0.22])
+    assert (c["diff"], c["diff_std"]) == pytest.approx((0.21, 0.01))
+    # against signal's [.50, .50] at 40 %: per seed +.30 and +.34
+    assert out[1]["seed_diffs"] == pytest.approx([0.30, 0.34])
+    # a lower end that overlaps is a tie, one wholly below a loss
+    low = _rows("signal-gen", {110: [0.58, 0.62]})
+    assert compare_endpoints(RANDOM + low)[0]["verdict"] == "tie"
+    lower = _rows("signal-gen", {110: [0.40, 0.42]})
+    assert compare_endpoints(RANDOM + lower)[0]["verdict"] == "loss"
+    # methods that end at the same checkpoint are the checkpoint table's business, not this one's
+    assert compare_endpoints(SIGNAL + RANDOM) == []
+
+
 def test_report_states_wins_ties_losses(tmp_path):
     log = ResultsLog(tmp_path)
     for r in SIGNAL + RANDOM:
@@ -51,6 +71,7 @@ def test_report_states_wins_ties_losses(tmp_path):
     write_report(tmp_path, title="t")
     text = (tmp_path / "summary.md").read_text()
     assert "| signal | random | 10–40% (3) | 1 | 1 | 1 | 67.3 ± 0.7 | 68.0 ± 1.3 |" in text
+    assert "at its last checkpoint" not in text  # both end at 40 %: no end-point table
     assert f"torch {version('torch')}, transformers {version('transformers')}" in text
     only_random = tmp_path / "r"
     log = ResultsLog(only_random)
@@ -58,6 +79,15 @@ def test_report_states_wins_ties_losses(tmp_path):
         log.append(r)
     write_report(only_random)
     assert "| vs |" not in (only_random / "summary.md").read_text()
+
+
+def test_report_states_the_end_point_comparison(tmp_path):
+    log = ResultsLog(tmp_path)
+    for r in RANDOM + _rows("signal-gen", {10: [0.5, 0.5], 110: [0.80, 0.84]}):
+        log.append(r)
+    write_report(tmp_path, title="t")
+    text = (tmp_path / "summary.md").read_text()
+    assert "| signal-gen | 110% | 82.0 ± 2.0 | random | 40% | 61.0 ± 1.0 | win | +21.0 ± 1.0 | +20.0, +22.0 |" in text
 
 
 def test_grid_folder_is_read_through_its_seeds_and_merges_with_a_run(tmp_path):

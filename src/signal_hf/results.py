@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ResultsLog", "summarize", "format_table", "compare_methods", "format_comparison", "plot_learning_curves", "write_report"]
+__all__ = ["ResultsLog", "summarize", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
 
 RESULTS_FILE = "results.jsonl"
 KEY = ("method", "seed", "round")
@@ -123,6 +123,16 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def band_verdict(a: dict[str, float], b: dict[str, float]) -> str:
+    """``win`` when ``a``'s mean − std band lies wholly above ``b``'s mean + std, ``loss`` when wholly below,
+    else ``tie`` (``a``, ``b``: :func:`summarize` cells)."""
+    if a["mean"] - a["std"] > b["mean"] + b["std"]:
+        return "win"
+    if a["mean"] + a["std"] < b["mean"] - b["std"]:
+        return "loss"
+    return "tie"
+
+
 def compare_methods(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> list[dict[str, Any]]:
     """Each method named ``prefix*`` against every other method, on the checkpoints both reached.
 
@@ -152,15 +162,7 @@ def compare_methods(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> l
             steps = sorted(steps_of[m] & steps_of[other])
             if not steps:
                 continue
-            verdicts = []
-            for p in steps:
-                a, b = cell[(m, p)], cell[(other, p)]
-                if a["mean"] - a["std"] > b["mean"] + b["std"]:
-                    verdicts.append("win")
-                elif a["mean"] + a["std"] < b["mean"] - b["std"]:
-                    verdicts.append("loss")
-                else:
-                    verdicts.append("tie")
+            verdicts = [band_verdict(cell[(m, p)], cell[(other, p)]) for p in steps]
             (ma, sa, na), (mb, sb, nb) = area(m, steps), area(other, steps)
             out.append(
                 {
@@ -190,6 +192,63 @@ def format_comparison(comparison: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {c['method']} | {c['other']} | {span} | {c['wins']} | {c['ties']} | {c['losses']} | "
             f"{100 * c['mean']:.1f} ± {100 * c['std']:.1f} | {100 * c['other_mean']:.1f} ± {100 * c['other_std']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def compare_endpoints(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> list[dict[str, Any]]:
+    """Each method named ``prefix*`` at its last checkpoint against every method that stopped earlier, at
+    that method's last checkpoint: the paper's claim is SIGnAL at 200 % above the pool baselines at 100 %.
+
+    ``verdict`` is the band rule of :func:`compare_methods` on the two end cells; ``diff``/``diff_std`` are
+    the mean ± std over the seeds both have of the per-seed difference (method − other), and
+    ``seed_diffs`` each seed's difference in seed order.
+    """
+    import numpy as np
+
+    rows = list(rows)
+    cell = {(s["method"], s["step_percent"]): s for s in summarize(rows)}
+    acc: dict[str, dict[Any, dict[int, float]]] = {}
+    for r in rows:
+        acc.setdefault(r["method"], {}).setdefault(r["seed"], {})[int(r["step_percent"])] = float(r["accuracy"])
+    end = {m: max(p for c in per_seed.values() for p in c) for m, per_seed in acc.items()}
+    out = []
+    for m in sorted(x for x in acc if x.startswith(prefix)):
+        for other in sorted(x for x in acc if x != m and end[x] < end[m]):
+            a, b = cell[(m, end[m])], cell[(other, end[other])]
+            seeds = sorted(s for s in acc[m] if s in acc[other] and end[m] in acc[m][s] and end[other] in acc[other][s])
+            d = np.asarray([acc[m][s][end[m]] - acc[other][s][end[other]] for s in seeds], dtype=float)
+            out.append(
+                {
+                    "method": m,
+                    "at": end[m],
+                    "mean": a["mean"],
+                    "std": a["std"],
+                    "other": other,
+                    "other_at": end[other],
+                    "other_mean": b["mean"],
+                    "other_std": b["std"],
+                    "verdict": band_verdict(a, b),
+                    "diff": float(d.mean()) if len(d) else float("nan"),
+                    "diff_std": float(d.std(ddof=0)) if len(d) else float("nan"),
+                    "seed_diffs": [float(x) for x in d],
+                }
+            )
+    return out
+
+
+def format_endpoints(comparison: list[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`compare_endpoints` (accuracies and differences in points)."""
+    lines = [
+        "| method | at | accuracy | vs | at | accuracy | verdict | difference | per seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparison:
+        seeds = ", ".join(f"{100 * x:+.1f}" for x in c["seed_diffs"])
+        lines.append(
+            f"| {c['method']} | {c['at']}% | {100 * c['mean']:.1f} ± {100 * c['std']:.1f} | {c['other']} | {c['other_at']}% | "
+            f"{100 * c['other_mean']:.1f} ± {100 * c['other_std']:.1f} | {c['verdict']} | "
+            f"{100 * c['diff']:+.1f} ± {100 * c['diff_std']:.1f} | {seeds} |"
         )
     return "\n".join(lines)
 
@@ -284,8 +343,8 @@ def is_one_of(folder: str | os.PathLike, runs: Iterable[str | os.PathLike]) -> b
 
 
 def _analysis_sections(rows: list[dict[str, Any]], out: Path, title: str) -> str:
-    """The report's sections after the table: SIGnAL vs each method, the RL effect (and its plot),
-    where trials stopped early."""
+    """The report's sections after the table: SIGnAL vs each method, SIGnAL's end against the others'
+    ends, the RL effect (and its plot), where trials stopped early."""
     from .probe_report import plot_probe_rewards, probe_table
 
     text = ""
@@ -296,6 +355,14 @@ def _analysis_sections(rows: list[dict[str, Any]], out: Path, title: str) -> str
             "where the mean ± std bands do not overlap and SIGnAL is above (below); otherwise a *tie*. Mean "
             "accuracy = each seed's average over those checkpoints, mean ± std over seeds.\n\n"
             + format_comparison(comparison) + "\n"
+        )
+    endpoints = compare_endpoints(rows)
+    if endpoints:
+        text += (
+            "\nSIGnAL at its last checkpoint against each method that stopped earlier, at that method's last "
+            "checkpoint (the paper's claim: SIGnAL at 200 % above every pool baseline at 100 %). Verdict: the "
+            "band rule above; difference: per-seed SIGnAL − method in points, mean ± std over seeds.\n\n"
+            + format_endpoints(endpoints) + "\n"
         )
     probes = probe_table(rows)
     if probes:
