@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -143,8 +143,8 @@ paper-setfit: install
 # paper-ablation: the self-informing ablations (#17): signal-gen (RL) and its frozen-generator ablations
 #   signal-gen-norl, cal-gen, entropy-gen on the same seeds, to 200 %; merged with the pool-based grid of the
 #   same pool (docs/results/cpu_<dataset>_0.1, committed) into docs/results/ablation_<dataset>_0.1.
-#   paper-ablation: SST-2 0.1 %; paper-ablation-ag_news: AG News 0.1 %.
-# $(1): dataset (sst2, ag_news), $(2): its annotator target, $(3): its name in the report title.
+#   paper-ablation: SST-2 0.1 %; paper-ablation-ag_news: AG News 0.1 %; paper-ablation-qnli: QNLI 0.1 %.
+# $(1): dataset (sst2, ag_news, qnli), $(2): its annotator target, $(3): its name in the report title.
 define run_ablation
 	test -f runs/annotators/$(1)/annotator.json || $(MAKE) $(2)
 	$(BIN)/signal-hf grid recipes/paper/ablation_$(1)_0.1_signal_gen.yaml recipes/paper/ablation_$(1)_0.1_frozen.yaml --workers $(GRID_WORKERS) $(ABLATION_ARGS)
@@ -161,6 +161,9 @@ paper-ablation: install
 
 paper-ablation-ag_news: install
 	$(call run_ablation,ag_news,annotator-ag_news,AG News)
+
+paper-ablation-qnli: install
+	$(call run_ablation,qnli,annotator-qnli,QNLI)
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install

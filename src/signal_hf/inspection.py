@@ -4,12 +4,14 @@ For every generative trial (``*-gen`` methods) and round: candidates generated, 
 reason; the synthetic items acquired, with their oracle labels and acquisition scores; the probe of
 the RL effect (adapter on vs off: mean rewards, the gain and its 95 % interval, valid and duplicate
 shares, the oracle's labels, distance to the nearest real item); and the five best and worst
-rewarded probe completions of the trained policy. Read from ``results.jsonl`` and the run's local
-round store (texts); written as markdown.
+rewarded probe completions of the trained policy; first, per method and round, the oracle's labels of
+the acquired synthetic items (label names from each trial's saved recipe). Read from ``results.jsonl``
+and the run's local round store (texts); written as markdown.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,20 @@ def _stores(run_dir: Path) -> list[Any]:
 
     folders = [run_dir / "store"] + sorted(run_dir.glob("seeds/seed-*/store"))
     return [LocalStore(f) for f in folders if f.is_dir()]
+
+
+def _label_names(run_dir: Path, seed: Any) -> tuple[str, ...] | None:
+    """The trial's label names in index order, from its saved recipe (a label's index is all the store keeps)."""
+    import yaml
+
+    from .config import DataConfig
+    from .data import label_names_of
+
+    for recipe in (run_dir / "seeds" / f"seed-{seed}" / "recipe.yaml", run_dir / "recipe.yaml"):
+        if recipe.is_file():
+            data = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("data") or {}
+            return label_names_of(DataConfig(**data))
+    return None
 
 
 def _acquired_rows(stores: list[Any], row: dict) -> dict[str, dict]:
@@ -72,8 +88,11 @@ def _probe_lines(row: dict) -> list[str]:
     return lines
 
 
-def _round_section(row: dict, stores: list[Any]) -> list[str]:
-    label_names = list(row.get("probe_labels_on") or {})
+def _label_name(label: Any, label_names: tuple[str, ...]) -> str:
+    return label_names[label] if isinstance(label, int) and 0 <= label < len(label_names) else _fmt(label)
+
+
+def _round_section(row: dict, acquired: dict[str, dict], label_names: tuple[str, ...]) -> list[str]:
     dropped = row.get("dropped_by_reason") or {}
     out = [
         f"## {row['method']} seed {row['seed']} — round {row['round']} ({row['labeled']} labeled, accuracy {100 * row['accuracy']:.1f} %)",
@@ -84,16 +103,40 @@ def _round_section(row: dict, stores: list[Any]) -> list[str]:
     ]
     ids = [i for i in row.get("selected_ids") or [] if i.startswith("syn-")]
     scores = row.get("selected_scores") or {}
-    texts = _acquired_rows(stores, row)
     out.append(f"Acquired {len(ids)} synthetic item(s) of {row.get('acquired', 0)}:")
     if ids:
         out += ["", "| id | oracle label | score | text |", "|---|---|---|---|"]
         for i in ids:
-            r = texts.get(i, {})
-            label = r.get("label")
-            name = label_names[label] if label is not None and 0 <= label < len(label_names) else _fmt(label)
-            out.append(f"| `{i}` | {name} | {_fmt(scores.get(i))} | {_cell(r.get('text', '(text in the store)'))} |")
+            r = acquired.get(i, {})
+            out.append(f"| `{i}` | {_label_name(r.get('label'), label_names)} | {_fmt(scores.get(i))} | {_cell(r.get('text', '(text in the store)'))} |")
     return out + [""] + _probe_lines(row) + [""]
+
+
+def _label_distribution(gen: list[dict], acquired: dict[tuple, dict[str, dict]], names: dict[Any, tuple[str, ...]]) -> list[str]:
+    """Per method and round, the oracle's labels of the acquired synthetic items, summed over seeds (the
+    paper's label-bias reading: e.g. QNLI's synthetic picks leaning to one class)."""
+    counts: dict[tuple[str, int], Counter] = {}
+    for row in gen:
+        picked = acquired[(row["method"], row["seed"], row["round"])].values()
+        c = counts.setdefault((row["method"], row["round"]), Counter())
+        c.update(_label_name(r.get("label"), names[row["seed"]]) for r in picked)
+    seen = sorted({k for c in counts.values() for k in c})
+    if not seen:
+        return []
+    lines = [
+        "## Oracle labels of the acquired synthetic items, per round (summed over seeds)",
+        "",
+        "| method | round | " + " | ".join(seen) + " | total |",
+        "|---|---|" + "---|" * (len(seen) + 1),
+    ]
+    for (method, rnd), c in sorted(counts.items()):
+        lines.append(f"| {method} | {rnd} | " + " | ".join(str(c.get(k, 0)) for k in seen) + f" | {sum(c.values())} |")
+    total: dict[str, Counter] = {}
+    for (method, _), c in counts.items():
+        total.setdefault(method, Counter()).update(c)
+    for method, c in sorted(total.items()):
+        lines.append(f"| {method} | all | " + " | ".join(str(c.get(k, 0)) for k in seen) + f" | {sum(c.values())} |")
+    return lines + [""]
 
 
 def inspect_run(run_dir: str | Path, round_idx: int | None = None) -> str:
@@ -109,8 +152,11 @@ def inspect_run(run_dir: str | Path, round_idx: int | None = None) -> str:
     if not gen:
         what = f"round {round_idx} of " if round_idx is not None else ""
         raise SignalHFError(f"inspect: no generative round in {what}{run_dir} (fix: inspect a run of a *-gen method, e.g. make demo-signal)")
+    gen.sort(key=lambda r: (r["method"], r["seed"], r["round"]))
     stores = _stores(run_dir)
-    lines = [f"# What the generator wrote: {run_dir}", ""]
-    for row in sorted(gen, key=lambda r: (r["method"], r["seed"], r["round"])):
-        lines += _round_section(row, stores)
+    names = {seed: _label_names(run_dir, seed) or () for seed in {r["seed"] for r in gen}}
+    acquired = {(r["method"], r["seed"], r["round"]): _acquired_rows(stores, r) for r in gen}
+    lines = [f"# What the generator wrote: {run_dir}", ""] + _label_distribution(gen, acquired, names)
+    for row in gen:
+        lines += _round_section(row, acquired[(row["method"], row["seed"], row["round"])], names[row["seed"]])
     return "\n".join(lines).rstrip() + "\n"

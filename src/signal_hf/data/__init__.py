@@ -26,7 +26,7 @@ from .builtin import BUILTIN_TASKS, FALLBACK_SPLIT_SEED, load_builtin, verify_ch
 from .files import check_rows, load_local_or_hub
 from .task import TaskData
 
-__all__ = ["TaskData", "load_task", "pool_size", "sample_pool", "check_rows", "verify_checksums", "BUILTIN_TASKS", "FALLBACK_SPLIT_SEED"]
+__all__ = ["TaskData", "load_task", "label_names_of", "pool_size", "sample_pool", "check_rows", "verify_checksums", "BUILTIN_TASKS", "FALLBACK_SPLIT_SEED"]
 
 logger = logging.getLogger("signal_hf.data")
 
@@ -45,6 +45,14 @@ def load_task(cfg: DataConfig) -> TaskData:
         task.notes.append(f"test set: a seeded subset of {cfg.max_test_samples} rows")
     logger.info("loaded task %s: %d train rows, %d test rows, labels %s", task.spec.name, len(task.train), len(task.test), list(task.spec.label_names))
     return task
+
+
+def label_names_of(cfg: DataConfig) -> tuple[str, ...] | None:
+    """The label list in index order as far as the recipe fixes it, without reading data: a built-in
+    task's, else ``data.label_names``; ``None`` when only the data's features know it."""
+    if cfg.dataset in BUILTIN_TASKS:
+        return BUILTIN_TASKS[cfg.dataset].label_names
+    return tuple(cfg.label_names) if cfg.label_names else None
 
 
 def pool_size(task: TaskData, fraction: float) -> int:
