@@ -17,6 +17,15 @@ def test_label_names_of_the_recipe():
     assert label_names_of(DataConfig(dataset="my/data")) is None
 
 
+def test_label_names_of_a_builtin_task_are_the_loaded_tasks():
+    # load_builtin reads AG News's names from its classes.txt: the recipe-only answer must agree with it.
+    from signal_hf.data import BUILTIN_TASKS, load_task
+
+    for name in BUILTIN_TASKS:
+        cfg = DataConfig(dataset=name)
+        assert label_names_of(cfg) == load_task(cfg).spec.label_names
+
+
 def test_inspect_names_labels_in_index_order_and_counts_them(tmp_path):
     # A grid trial on AG News, whose label order (World, Sports, Business, Sci/Tech) is not alphabetical:
     # results.jsonl writes dicts with sorted keys, so the probe's label counts cannot give the order.

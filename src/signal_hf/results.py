@@ -133,6 +133,14 @@ def band_verdict(a: dict[str, float], b: dict[str, float]) -> str:
     return "tie"
 
 
+def accuracy_curves(rows: Iterable[dict[str, Any]]) -> dict[str, dict[Any, dict[int, float]]]:
+    """method → seed → step % → accuracy: each trial's learning curve."""
+    curves: dict[str, dict[Any, dict[int, float]]] = {}
+    for r in rows:
+        curves.setdefault(r["method"], {}).setdefault(r["seed"], {})[int(r["step_percent"])] = float(r["accuracy"])
+    return curves
+
+
 def compare_methods(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> list[dict[str, Any]]:
     """Each method named ``prefix*`` against every other method, on the checkpoints both reached.
 
@@ -146,9 +154,7 @@ def compare_methods(rows: Iterable[dict[str, Any]], prefix: str = "signal") -> l
 
     rows = list(rows)
     cell = {(s["method"], s["step_percent"]): s for s in summarize(rows)}
-    curves: dict[str, dict[Any, dict[int, float]]] = {}
-    for r in rows:
-        curves.setdefault(r["method"], {}).setdefault(r["seed"], {})[int(r["step_percent"])] = float(r["accuracy"])
+    curves = accuracy_curves(rows)
     steps_of = {m: {p for c in per_seed.values() for p in c} for m, per_seed in curves.items()}
 
     def area(method: str, steps: list[int]) -> tuple[float, float, int]:
@@ -208,9 +214,7 @@ def compare_endpoints(rows: Iterable[dict[str, Any]], prefix: str = "signal") ->
 
     rows = list(rows)
     cell = {(s["method"], s["step_percent"]): s for s in summarize(rows)}
-    acc: dict[str, dict[Any, dict[int, float]]] = {}
-    for r in rows:
-        acc.setdefault(r["method"], {}).setdefault(r["seed"], {})[int(r["step_percent"])] = float(r["accuracy"])
+    acc = accuracy_curves(rows)
     end = {m: max(p for c in per_seed.values() for p in c) for m, per_seed in acc.items()}
     out = []
     for m in sorted(x for x in acc if x.startswith(prefix)):
