@@ -109,7 +109,8 @@ define run_paper_grid
 	$(BIN)/signal-hf grid $(1) --workers $(GRID_WORKERS)
 	for r in $(1); do \
 	  n=$$(basename $$r .yaml); out=$(call outdir_of,$$r); \
-	  mkdir -p docs/results/$$n; cp $$out/summary.md $$out/learning_curves.png $$out/grid.json docs/results/$$n/; \
+	  $(BIN)/signal-hf plot $$out --out docs/results/$$n --title "$$n: pool-based methods, probe classifier, 3 seeds"; \
+	  cp $$out/grid.json docs/results/$$n/; \
 	done
 endef
 
@@ -151,6 +152,7 @@ define run_ablation
 	$(BIN)/signal-hf plot runs/ablation_$(1)/signal_gen runs/ablation_$(1)/frozen docs/results/cpu_$(1)_0.1 \
 	  --out docs/results/ablation_$(1)_0.1 --title "$(3) 0.1 %: signal-gen, its ablations and the pool baselines"
 	$(BIN)/signal-hf inspect runs/ablation_$(1)/signal_gen --out docs/results/ablation_$(1)_0.1/inspect.md
+	$(BIN)/signal-hf inspect runs/ablation_$(1)/frozen --out docs/results/ablation_$(1)_0.1/inspect_frozen.md
 	cp runs/ablation_$(1)/signal_gen/grid.json docs/results/ablation_$(1)_0.1/grid_signal_gen.json
 	cp runs/ablation_$(1)/frozen/grid.json docs/results/ablation_$(1)_0.1/grid_frozen.json
 endef

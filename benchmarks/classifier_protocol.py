@@ -33,12 +33,21 @@ from signal_hf.results import environment_line
 #: name -> (description, classifier config). Budgets are the ones a round would use.
 OPTIONS: dict[str, tuple[str, ClassifierConfig]] = {
     "probe-minilm": (
-        "frozen all-MiniLM-L6-v2, mean pooling, class-balanced logistic regression, C=1 (the probe default)",
+        "frozen all-MiniLM-L6-v2, mean pooling, class-balanced logistic regression, C=1 (the probe default; "
+        "a sentence pair is [u ⊙ v, |u − v|] of its two texts encoded alone, `pair_features: interaction`)",
         ClassifierConfig(backend="probe", model_name_or_path="bundled:minilm", max_length=128),
     ),
+    "probe-minilm-joint": (
+        "as probe-minilm, a sentence pair encoded as one tokenizer pair (`pair_features: joint`, the only pair encoding before it)",
+        ClassifierConfig(backend="probe", model_name_or_path="bundled:minilm", max_length=128, pair_features="joint"),
+    ),
     "probe-mpnet": (
-        "frozen all-mpnet-base-v2, mean pooling, class-balanced logistic regression, C=1 (the probe default)",
+        "frozen all-mpnet-base-v2, mean pooling, class-balanced logistic regression, C=1 (the probe default; pairs as probe-minilm)",
         ClassifierConfig(backend="probe", model_name_or_path="bundled:mpnet", max_length=128),
+    ),
+    "probe-mpnet-joint": (
+        "as probe-mpnet, a sentence pair encoded as one tokenizer pair (`pair_features: joint`)",
+        ClassifierConfig(backend="probe", model_name_or_path="bundled:mpnet", max_length=128, pair_features="joint"),
     ),
     "probe-mpnet-unbalanced": (
         "as probe-mpnet without class balancing (the plain frozen probe of shared/MODELS.md)",

@@ -242,6 +242,38 @@ def test_pair_task_backends(tmp_path):
     assert out.probs.shape == (16, 2) and 0.0 <= probe.accuracy() <= 1.0
 
 
+def test_interaction_pair_features_are_the_two_texts_encoded_alone():
+    task = load_task(DataConfig(dataset="qnli", max_test_samples=6))
+    enc = get_encoder("bundled:minilm", "auto", 48)
+    rows = task.test
+    u, v = enc.embed(rows["text"][:]), enc.embed(rows["text_pair"][:])
+    feats = enc.embed_dataset(rows, "interaction")
+    assert feats.shape == (6, 2 * enc.dim)
+    assert torch.equal(feats, torch.cat([u * v, (u - v).abs()], 1))
+    joint = enc.embed_dataset(rows, "joint")
+    assert joint.shape == (6, enc.dim) and torch.equal(joint, enc.embed(rows["text"][:], rows["text_pair"][:]))
+    # A single-text dataset has one vector per text whichever pair option is set.
+    single = rows.remove_columns("text_pair")
+    assert torch.equal(enc.embed_dataset(single, "interaction"), u)
+    probe = fit_classifier(ClassifierConfig(backend="probe", max_length=48), task.spec, task.train.select(range(8)), rows, output_dir="unused", seed=0)
+    assert torch.allclose(probe.pool_outputs(rows).embeddings, torch.nn.functional.normalize(feats, dim=-1), atol=1e-6)
+
+
+def test_probe_learns_qnli_from_a_0_1_percent_pool_only_with_interaction_features():
+    """The few-label QNLI probe: 105 labeled pairs, MiniLM. Encoded as one tokenizer pair, the frozen
+    bi-encoder's vector stays at chance; each text encoded alone, [u ⊙ v, |u − v|] learns."""
+    from signal_hf.data import sample_pool
+
+    task = load_task(DataConfig(dataset="qnli", max_test_samples=300))
+    pool = sample_pool(task, 0.001, 0)
+    acc = {}
+    for features in ("interaction", "joint"):
+        cfg = ClassifierConfig(backend="probe", max_length=128, pair_features=features)
+        acc[features] = fit_classifier(cfg, task.spec, pool, task.test, output_dir="unused", seed=0).accuracy()
+    assert len(pool) == 105
+    assert acc["interaction"] > 0.62 and acc["interaction"] - acc["joint"] > 0.08, acc
+
+
 def test_encoder_vectors_do_not_depend_on_the_thread_count():
     """Matrix products round differently on 1 and 2 threads; the encoder always uses one."""
     texts = load_task(DataConfig(dataset="sst2")).test["text"][:120]

@@ -169,3 +169,29 @@ def test_every_field_is_documented_and_the_reference_is_current():
     assert undocumented_fields() == []
     committed = (ROOT / "docs" / "config_reference.md").read_text()
     assert committed == config_reference_markdown(), "regenerate: signal-hf config --reference > docs/config_reference.md"
+
+
+def test_pair_features_is_part_of_the_recipe_hash_only_where_it_changes_results():
+    from signal_hf.loop.records import recipe_hash
+
+    def h(dataset: str, features: str, **data) -> str:
+        return recipe_hash(config_from_dict({"data": {"dataset": dataset, **data}, "classifier": {"pair_features": features}}))
+
+    # Single-text tasks: the option changes nothing, so runs saved before it existed stay resumable.
+    assert h("sst2", "interaction") == h("sst2", "joint")
+    assert h("data/my.csv", "interaction", text_column="t") == h("data/my.csv", "joint", text_column="t")
+    # Pair tasks: the two feature sets are different classifiers.
+    assert h("qnli", "interaction") != h("qnli", "joint")
+    assert h("data/pairs.csv", "interaction", text_pair_column="s") != h("data/pairs.csv", "joint", text_pair_column="s")
+    # "joint" hashes as the recipe did before the field existed (no pair_features key at all).
+    from signal_hf.loop import records
+
+    cfg = config_from_dict({"data": {"dataset": "qnli"}, "classifier": {"pair_features": "joint"}})
+    d = cfg.to_dict()
+    d.pop("output"), d.pop("store")
+    d["loop"] = {k: v for k, v in d["loop"].items() if k not in ("seeds", "max_fraction", "signal_max_fraction")}
+    d["acquisition"] = {k: v for k, v in d["acquisition"].items() if k != "strategies"}
+    del d["classifier"]["pair_features"]
+    import hashlib, json as _json
+
+    assert records.recipe_hash(cfg) == hashlib.sha256(_json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

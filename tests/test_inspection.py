@@ -57,3 +57,31 @@ def test_inspect_names_labels_in_index_order_and_counts_them(tmp_path):
     # the distribution counts this round's synthetic picks only (not the real one, not round 0's)
     assert "| method | round | Sci/Tech | World | total |" in text
     assert "| signal-gen | 1 | 1 | 2 | 3 |" in text and "| signal-gen | all | 1 | 2 | 3 |" in text
+
+
+def test_inspect_shows_both_texts_of_a_synthetic_pair(tmp_path):
+    """A QNLI item is a question and a sentence; the oracle's label is about the two together."""
+    from signal_hf.rl.probe import measure_policy
+
+    trial = tmp_path / "seeds" / "seed-0"
+    trial.mkdir(parents=True)
+    (trial / "recipe.yaml").write_text("name: t\ndata:\n  dataset: qnli\n")
+    labeled = Dataset.from_dict(
+        {
+            "id": ["syn-r1-0-a"], "text": ["Who wrote Hamlet?"], "text_pair": ["Hamlet is a play by Shakespeare."],
+            "label": [0], "source": ["synthetic"], "round_acquired": [1],
+        }
+    )
+    LocalStore(trial / "store").save_round("signal-gen-seed0", 1, datasets={"labeled": labeled}, state={"round": 1})
+    ResultsLog(trial).append({"method": "signal-gen", "seed": 0, "round": 1, "step_percent": 20, "accuracy": 0.5, "labeled": 1,
+                              "generated": 1, "kept": 1, "dropped": 0, "acquired": 1, "selected_ids": ["syn-r1-0-a"], "selected_scores": {"syn-r1-0-a": 0.2}, "probe_prompts": 1})
+    assert "| `syn-r1-0-a` | entailment | 0.2 | Who wrote Hamlet? ‖ Hamlet is a play by Shakespeare. |" in inspect_run(tmp_path)
+
+    # The probe's ranked completions carry both texts too (what inspect prints under "Top-rewarded").
+    import torch
+    from types import SimpleNamespace
+
+    parse = lambda cs: [({"text": c.split("|")[0], "text_pair": c.split("|")[1]}, None) for c in cs]  # noqa: E731
+    sample = measure_policy(["q1|s1", "q2|s2"], parse_fn=parse, classify=lambda items: SimpleNamespace(embeddings=torch.eye(2)),
+                            score_outputs=lambda out: torch.tensor([0.3, 0.1]), annotate=None, real_embeddings=torch.eye(2))
+    assert sample.texts == ["q1 ‖ s1", "q2 ‖ s2"]

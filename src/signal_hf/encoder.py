@@ -38,11 +38,12 @@ import torch
 from .bundled import cache_dir, resolve_model_path
 from .errors import ConfigError
 
-__all__ = ["SentenceEncoder", "resolve_pooling", "get_encoder", "Pooling"]
+__all__ = ["SentenceEncoder", "resolve_pooling", "get_encoder", "Pooling", "PairFeatures"]
 
 logger = logging.getLogger(__name__)
 
 Pooling = Literal["auto", "cls", "mean"]
+PairFeatures = Literal["interaction", "joint"]
 
 
 def resolve_pooling(path: str, pooling: str) -> Literal["cls", "mean"]:
@@ -136,10 +137,21 @@ class SentenceEncoder:
                 return torch.zeros(0, self.dim)
             return torch.stack([self._vectors[k] for k in keys])
 
-    def embed_dataset(self, dataset) -> torch.Tensor:
-        """Embeddings of a normalised dataset's ``text`` (and ``text_pair``) columns, in row order."""
-        pairs = dataset["text_pair"][:] if "text_pair" in dataset.column_names else None
-        return self.embed(dataset["text"][:], pairs)
+    def embed_dataset(self, dataset, pair_features: PairFeatures = "joint") -> torch.Tensor:
+        """Embeddings of a normalised dataset's ``text`` (and ``text_pair``) columns, in row order.
+
+        A pair dataset gives, with ``pair_features="joint"``, one ``(n, d)`` vector per pair encoded
+        as one tokenizer pair; with ``"interaction"``, ``(n, 2d)`` ``[u ⊙ v, |u − v|]`` of the two
+        texts encoded alone (each cached as a single text, so a text shared by pairs is encoded once).
+        """
+        if "text_pair" not in dataset.column_names:
+            return self.embed(dataset["text"][:])
+        if pair_features == "joint":
+            return self.embed(dataset["text"][:], dataset["text_pair"][:])
+        if pair_features != "interaction":
+            raise ConfigError("classifier.pair_features", f"unknown value {pair_features!r}", "use interaction or joint")
+        u, v = self.embed(dataset["text"][:]), self.embed(dataset["text_pair"][:])
+        return torch.cat([u * v, (u - v).abs()], dim=1)
 
     def save(self) -> None:
         """Write the in-memory embeddings to the cache file (atomic; merged with what others wrote)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import SignalHFError
 from .results import read_results
+from .types import display_text
 
 __all__ = ["inspect_run"]
 
@@ -108,7 +109,7 @@ def _round_section(row: dict, acquired: dict[str, dict], label_names: tuple[str,
         out += ["", "| id | oracle label | score | text |", "|---|---|---|---|"]
         for i in ids:
             r = acquired.get(i, {})
-            out.append(f"| `{i}` | {_label_name(r.get('label'), label_names)} | {_fmt(scores.get(i))} | {_cell(r.get('text', '(text in the store)'))} |")
+            out.append(f"| `{i}` | {_label_name(r.get('label'), label_names)} | {_fmt(scores.get(i))} | {_cell(display_text(r) if 'text' in r else '(text in the store)')} |")
     return out + [""] + _probe_lines(row) + [""]
 
 

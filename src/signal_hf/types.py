@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-__all__ = ["PoolOutputs", "MCDropout", "AcquisitionState", "TaskSpec", "PROB_FLOOR"]
+__all__ = ["PoolOutputs", "MCDropout", "AcquisitionState", "TaskSpec", "PROB_FLOOR", "display_text"]
 
 #: Probabilities are clamped to at least this before ``log`` when no log-probabilities were given,
 #: so that a zero never gives ``-inf``/NaN.
@@ -126,3 +128,10 @@ class TaskSpec:
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+
+def display_text(item: Mapping[str, Any]) -> str:
+    """An item as a person reads it: its ``text``, and for a pair task `` ‖ `` and its ``text_pair``
+    (a QNLI question alone does not show whether the sentence answers it)."""
+    pair = item.get("text_pair")
+    return f"{item['text']} ‖ {pair}" if pair else str(item["text"])

@@ -21,7 +21,7 @@ __all__ = ["ProbeClassifier"]
 
 
 class ProbeClassifier(HeadOnEmbeddings):
-    """Frozen encoder (``classifier.model_name_or_path``, ``pooling``) + :class:`LogisticHead`.
+    """Frozen encoder (``classifier.model_name_or_path``, ``pooling``; pairs as ``pair_features``) + :class:`LogisticHead`.
 
     Args:
         config: the recipe's classifier section (``probe_c`` is the head's inverse L2 strength).
@@ -43,6 +43,6 @@ class ProbeClassifier(HeadOnEmbeddings):
         return self
 
     def _embed(self, dataset: Dataset) -> torch.Tensor:
-        h = self.encoder.embed_dataset(dataset)
+        h = self.encoder.embed_dataset(dataset, self.config.pair_features)
         self.encoder.save()  # a no-op unless new texts were encoded
         return h

@@ -106,6 +106,14 @@ class ClassifierConfig:
         pooling: how a text becomes one vector for the head and for Φ: ``auto`` reads a
             sentence-transformers ``1_Pooling/config.json`` (mean for the bundled encoders) and uses
             the [CLS] pooler for a plain encoder; ``cls`` or ``mean`` force one.
+        pair_features: ``probe``, sentence-pair tasks (QNLI): how a pair becomes the head's input
+            and Φ. ``interaction`` (default) encodes each text alone (u, v) and uses
+            ``[u ⊙ v, |u − v|]``, the pair features of InferSent and Sentence-BERT's classification
+            objective: a bi-encoder like all-mpnet-base-v2 was trained to embed texts one at a time,
+            and its question-sentence similarity is what tells entailment here (QNLI 0.1 %, 105
+            pairs, all-mpnet-base-v2: 71.5 % vs 51.7 % for ``joint``, docs/results/classifier_protocol). ``joint``
+            encodes the two texts as one tokenizer pair (the cross-encoder input; the behaviour
+            before this field existed). Single-text tasks ignore it.
         max_length: tokenizer truncation length.
         num_train_epochs: ``finetune``: epochs over L per round; the steps they give are clamped
             to [``min_steps``, ``max_steps``].
@@ -137,6 +145,7 @@ class ClassifierConfig:
     backend: Literal["probe", "setfit", "finetune"] = "probe"
     model_name_or_path: str = "bundled:minilm"
     pooling: Literal["auto", "cls", "mean"] = "auto"
+    pair_features: Literal["interaction", "joint"] = "interaction"
     max_length: int = 128
     num_train_epochs: float = 10.0
     min_steps: int = 100

@@ -26,7 +26,7 @@ from .builtin import BUILTIN_TASKS, FALLBACK_SPLIT_SEED, load_builtin, verify_ch
 from .files import check_rows, load_local_or_hub
 from .task import TaskData
 
-__all__ = ["TaskData", "load_task", "label_names_of", "pool_size", "sample_pool", "check_rows", "verify_checksums", "BUILTIN_TASKS", "FALLBACK_SPLIT_SEED"]
+__all__ = ["TaskData", "load_task", "label_names_of", "is_pair_task", "pool_size", "sample_pool", "check_rows", "verify_checksums", "BUILTIN_TASKS", "FALLBACK_SPLIT_SEED"]
 
 logger = logging.getLogger("signal_hf.data")
 
@@ -53,6 +53,13 @@ def label_names_of(cfg: DataConfig) -> tuple[str, ...] | None:
     if cfg.dataset in BUILTIN_TASKS:
         return BUILTIN_TASKS[cfg.dataset].label_names
     return tuple(cfg.label_names) if cfg.label_names else None
+
+
+def is_pair_task(cfg: DataConfig) -> bool:
+    """Whether the recipe names a sentence-pair task, without reading data."""
+    if cfg.dataset in BUILTIN_TASKS:
+        return BUILTIN_TASKS[cfg.dataset].task_type == "pair"
+    return cfg.text_pair_column is not None
 
 
 def pool_size(task: TaskData, fraction: float) -> int:

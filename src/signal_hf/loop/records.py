@@ -11,6 +11,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..config import ExperimentConfig
+from ..data import is_pair_task
 from ..environment import lock_digest
 from ..results import ResultsLog
 from ..store import RoundRecord, revision_name
@@ -32,6 +33,10 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
     # Seeds, strategies and how far to go may change between a run and its continuation.
     d["loop"] = {k: v for k, v in d["loop"].items() if k not in ("seeds", "max_fraction", "signal_max_fraction")}
     d["acquisition"] = {k: v for k, v in d["acquisition"].items() if k != "strategies"}
+    # pair_features changes nothing on a single-text task, and "joint" is what runs did before the
+    # field existed: hashing it only otherwise keeps those runs resumable.
+    if not is_pair_task(cfg.data) or d["classifier"].get("pair_features") == "joint":
+        d["classifier"].pop("pair_features", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..types import display_text
+
 __all__ = ["PolicySample", "bootstrap_gain", "measure_policy", "probe_metrics"]
 
 
@@ -113,5 +115,5 @@ def measure_policy(completions: list[str], *, parse_fn: Callable, classify: Call
         rewards[torch.as_tensor(valid)] = score_outputs(outputs)
         labels = annotate(items) if annotate is not None else []
         relevance = knn(outputs.embeddings, real_embeddings, 1)[0][:, 0]
-    texts = [fields["text"] if fields is not None else raw for (fields, _), raw in zip(parsed, completions)]
+    texts = [display_text(fields) if fields is not None else raw for (fields, _), raw in zip(parsed, completions)]
     return PolicySample(rewards, [reason for _, reason in parsed], labels, relevance, texts)
