@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -166,6 +166,16 @@ paper-ablation-ag_news: install
 
 paper-ablation-qnli: install
 	$(call run_ablation,qnli,annotator-qnli,QNLI)
+
+# paper-ablation-sst2-to200: signal-gen alone on SST-2 0.1 % to 200 % (3 seeds, one process each) against the
+# pool baselines at 100 %, the goal line of #17; the frozen ablations stay in paper-ablation.
+paper-ablation-sst2-to200: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_signal_gen.yaml --workers 3
+	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen docs/results/cpu_sst2_0.1 \
+	  --out docs/results/ablation_sst2_0.1_to200 --title "SST-2 0.1 %: signal-gen to 200 % and the pool baselines"
+	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out docs/results/ablation_sst2_0.1_to200/inspect.md
+	cp runs/ablation_sst2/signal_gen/grid.json docs/results/ablation_sst2_0.1_to200/grid_signal_gen.json
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install
