@@ -167,15 +167,18 @@ paper-ablation-ag_news: install
 paper-ablation-qnli: install
 	$(call run_ablation,qnli,annotator-qnli,QNLI)
 
-# paper-ablation-sst2-to200: signal-gen alone on SST-2 0.1 % to 200 % (3 seeds, one process each) against the
-# pool baselines at 100 %, the goal line of #17; the frozen ablations stay in paper-ablation.
+# paper-ablation-sst2-to200: the SST-2 0.1 % ablation grid run to 200 % (signal-gen and its three frozen
+# ablations, 3 seeds, three processes side by side) against the pool baselines at 100 %: the goal line of #17.
+# Same recipes and run folders as paper-ablation (which stopped at 100 % under an older annotator).
 paper-ablation-sst2-to200: install
 	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
-	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_signal_gen.yaml --workers 3
-	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen docs/results/cpu_sst2_0.1 \
-	  --out docs/results/ablation_sst2_0.1_to200 --title "SST-2 0.1 %: signal-gen to 200 % and the pool baselines"
+	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_signal_gen.yaml recipes/paper/ablation_sst2_0.1_frozen.yaml --workers 3
+	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen runs/ablation_sst2/frozen docs/results/cpu_sst2_0.1 \
+	  --out docs/results/ablation_sst2_0.1_to200 --title "SST-2 0.1 %: signal-gen and its ablations to 200 %, the pool baselines"
 	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out docs/results/ablation_sst2_0.1_to200/inspect.md
+	$(BIN)/signal-hf inspect runs/ablation_sst2/frozen --out docs/results/ablation_sst2_0.1_to200/inspect_frozen.md
 	cp runs/ablation_sst2/signal_gen/grid.json docs/results/ablation_sst2_0.1_to200/grid_signal_gen.json
+	cp runs/ablation_sst2/frozen/grid.json docs/results/ablation_sst2_0.1_to200/grid_frozen.json
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install
