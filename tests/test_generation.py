@@ -520,8 +520,9 @@ def test_fast_decoding_matches_transformers_generate_at_greedy(smol_generator, s
 
 
 @pytest.mark.generator
-def test_fast_decoding_is_seeded_order_independent_of_batching_and_drops_truncated(smol_generator, sst2_pool):
+def test_fast_decoding_is_seeded_order_independent_of_batching_and_drops_truncated(smol_generator, sst2_pool, caplog):
     import dataclasses
+    import logging
 
     gen = smol_generator
     prompts = gen.build_prompts(sst2_pool, 6, seed=4)
@@ -532,12 +533,18 @@ def test_fast_decoding_is_seeded_order_independent_of_batching_and_drops_truncat
     try:
         gen.config = dataclasses.replace(old, max_new_tokens=2, min_words=0)  # every completion is cut at 2 tokens
         cut = gen.sample(prompts, seed=9)
-        ds, stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
+        with caplog.at_level(logging.WARNING, logger="signal_hf.generation.generator"):
+            ds, stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
         n_cut = sum(c.truncated for c in cut)
-        assert n_cut >= 1 and stats.dropped.get("truncated", 0) >= 1
+        assert n_cut >= 3 and stats.dropped.get("truncated", 0) >= 3
+        # half or more cut: one warning naming the field and the fix
+        assert [r.message for r in caplog.records if "generator.max_new_tokens=2" in r.message and "raise generator.max_new_tokens" in r.message]
+        caplog.clear()
         gen.config = dataclasses.replace(old, max_new_tokens=2, min_words=0, keep_truncated=True)
-        _, kept_stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
+        with caplog.at_level(logging.WARNING, logger="signal_hf.generation.generator"):
+            _, kept_stats = gen.generate(sst2_pool, 6, round_idx=0, seed=9)
         assert "truncated" not in kept_stats.dropped and kept_stats.kept >= stats.kept
+        assert not [r for r in caplog.records if "max_new_tokens" in r.message]
     finally:
         gen.config = old
 
