@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -179,6 +179,21 @@ paper-ablation-sst2-to200: install
 	$(BIN)/signal-hf inspect runs/ablation_sst2/frozen --out docs/results/ablation_sst2_0.1_to200/inspect_frozen.md
 	cp runs/ablation_sst2/signal_gen/grid.json docs/results/ablation_sst2_0.1_to200/grid_signal_gen.json
 	cp runs/ablation_sst2/frozen/grid.json docs/results/ablation_sst2_0.1_to200/grid_frozen.json
+
+# paper-ablation-sst2-6seeds: seeds 3, 4, 5 for every method of paper-ablation-sst2-to200 (run that first: it
+# holds seeds 0-2) and the six pool baselines, then one report over all six seeds (README, #17).
+SIX_SEEDS := docs/results/ablation_sst2_0.1_to200_6seeds
+paper-ablation-sst2-6seeds: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_signal_gen.yaml recipes/paper/ablation_sst2_0.1_frozen.yaml \
+	  recipes/paper/cpu_sst2_0.1.yaml --workers 2 --loop.seeds=[3,4,5]
+	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen runs/ablation_sst2/frozen docs/results/cpu_sst2_0.1 runs/paper/sst2_0.1 \
+	  --out $(SIX_SEEDS) --title "SST-2 0.1 %: signal-gen and its ablations to 200 %, the pool baselines, 6 seeds"
+	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out $(SIX_SEEDS)/inspect.md
+	$(BIN)/signal-hf inspect runs/ablation_sst2/frozen --out $(SIX_SEEDS)/inspect_frozen_seeds345.md
+	cp runs/ablation_sst2/signal_gen/grid.json $(SIX_SEEDS)/grid_signal_gen.json
+	cp runs/ablation_sst2/frozen/grid.json $(SIX_SEEDS)/grid_frozen_seeds345.json
+	cp runs/paper/sst2_0.1/grid.json $(SIX_SEEDS)/grid_pool_seeds345.json
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install
