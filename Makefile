@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds paper-ablation-ag_news-64tok rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -194,6 +194,21 @@ paper-ablation-sst2-6seeds: install
 	cp runs/ablation_sst2/signal_gen/grid.json $(SIX_SEEDS)/grid_signal_gen.json
 	cp runs/ablation_sst2/frozen/grid.json $(SIX_SEEDS)/grid_frozen_seeds345.json
 	cp runs/paper/sst2_0.1/grid.json $(SIX_SEEDS)/grid_pool_seeds345.json
+
+# paper-ablation-ag_news-64tok: signal-gen and signal-gen-norl on AG News 0.1 % at 64 new tokens instead of 32
+# (3 seeds, to 100 %; ABLATION_64_ARGS= continues the same runs to 200 %), plotted beside the 32-token grid and
+# the pool baselines (README, #17). Why 64: docs/results/max_new_tokens_ag_news.
+AG64 := docs/results/ablation_ag_news_0.1_64tok
+ABLATION_64_ARGS ?= --loop.signal_max_fraction=1.0
+paper-ablation-ag_news-64tok: install
+	test -f runs/annotators/ag_news/annotator.json || $(MAKE) annotator-ag_news
+	$(BIN)/signal-hf grid recipes/paper/ablation_ag_news_0.1_64tok_signal_gen.yaml recipes/paper/ablation_ag_news_0.1_64tok_norl.yaml \
+	  --workers 3 $(ABLATION_64_ARGS)
+	$(BIN)/signal-hf plot runs/ablation_ag_news_64tok/signal_gen runs/ablation_ag_news_64tok/norl docs/results/cpu_ag_news_0.1 \
+	  --out $(AG64) --title "AG News 0.1 %: signal-gen and signal-gen-norl at 64 new tokens, the pool baselines"
+	$(BIN)/signal-hf inspect runs/ablation_ag_news_64tok/signal_gen --out $(AG64)/inspect.md
+	cp runs/ablation_ag_news_64tok/signal_gen/grid.json $(AG64)/grid_signal_gen.json
+	cp runs/ablation_ag_news_64tok/norl/grid.json $(AG64)/grid_norl.json
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install

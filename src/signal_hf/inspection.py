@@ -70,7 +70,7 @@ def _probe_lines(row: dict) -> list[str]:
         return ["No probe of the RL effect this round (`rl.probe_prompts: 0`)."]
     lines = [
         f"**Probe** ({row.get('probe_prompts')} fixed prompts, adapter on vs off): gain {_fmt(row.get('probe_gain'))} "
-        f"[{_fmt(row.get('probe_gain_low'))}, {_fmt(row.get('probe_gain_high'))}] (95 % paired bootstrap)",
+        f"[{_fmt(row.get('probe_gain_low'))}, {_fmt(row.get('probe_gain_high'))}] (95 % paired, jackknife t)",
         "",
         "| policy | mean reward | valid | duplicates | oracle labels | distance to nearest real |",
         "|---|---|---|---|---|---|",

@@ -191,7 +191,7 @@ def probe(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
     annotate = (lambda items: [names[y] for y in oracle.annotate(Dataset.from_list(items)) if y is not None]) if oracle is not None else None
     real_emb = real_pool_outputs(ctx, state, "embeddings")[0]
     measure = lambda texts: measure_policy(texts, parse_fn=reward.parse_fn, classify=reward.classify, score_outputs=reward.score_outputs, annotate=annotate, real_embeddings=real_emb)  # noqa: E731
-    metrics = probe_metrics(measure(on), measure(off), label_names=names, seed=derive_seed(ctx.seed, r, "probe-bootstrap"))
+    metrics = probe_metrics(measure(on), measure(off), label_names=names)
     metrics["probe_s"] = time.perf_counter() - t
     return state, metrics
 

@@ -43,8 +43,8 @@ class RLConfig:
         probe_prompts: the RL effect, measured every round of a generative method: this many fixed
             probe prompts (the same prompts and sampling seed every round) are sampled with the
             adapter on and off and scored with the reward's SIGnAL score under the round's retrained
-            classifier (``probe_*`` metrics: both mean rewards, the gain with a paired bootstrap 95 %
-            interval, valid/duplicate shares, the oracle's labels, distance to the nearest real
+            classifier (``probe_*`` metrics: both mean rewards, the gain with a paired 95 % Student-t
+            interval on its jackknife standard error over prompts, valid/duplicate shares, the oracle's labels, distance to the nearest real
             item). ``0`` turns it off. A frozen generator is sampled once (on = off).
         trl_args: extra keyword arguments for :class:`trl.GRPOConfig` / :class:`trl.RLOOConfig`
             (e.g. ``{"loss_type": "grpo", "epsilon": 0.2}``); they override the values derived from

@@ -4,8 +4,11 @@ After the round's RL step, a fixed probe set of prompts (the same prompts and sa
 round) is sampled with the adapter on (the trained policy) and off (the pretrained policy). Both
 sets of completions are parsed like candidates and scored with the reward's own SIGnAL score
 under the round's retrained classifier. The gain is the difference of the mean rewards of the
-valid completions, with a paired bootstrap interval over prompts (the same prompt is sampled by
-both policies, so resampling prompts keeps the pairs).
+valid completions, with a Student-t interval over prompts whose standard error is the
+leave-one-prompt-out jackknife's (the same prompt is sampled by both policies, so leaving a prompt
+out keeps the pairs; with no dropped completion it is exactly the paired t-interval). Not the
+percentile bootstrap: on 16 prompts that one misses a zero gain 8.5-13 % of the time instead of 5 %
+(lognormal rewards, tests/test_rl.py), which made chance rounds look like RL effects.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 
 from ..types import display_text
 
-__all__ = ["PolicySample", "bootstrap_gain", "measure_policy", "probe_metrics"]
+__all__ = ["PolicySample", "gain_interval", "measure_policy", "probe_metrics"]
 
 
 @dataclass
@@ -45,25 +48,32 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x[ok].mean()) if bool(ok.any()) else float("nan")
 
 
-def bootstrap_gain(on: torch.Tensor, off: torch.Tensor, *, seed: int, resamples: int = 2000, level: float = 0.95) -> tuple[float, float, float]:
-    """``(gain, low, high)``: mean(on) − mean(off) over the non-NaN entries, and its percentile
-    interval from ``resamples`` paired bootstrap draws of the prompts (vectorised)."""
+def _gain(on: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+    """mean(on) − mean(off) over the non-NaN entries of the last dimension."""
+    return on.nanmean(-1) - off.nanmean(-1)
+
+
+def gain_interval(on: torch.Tensor, off: torch.Tensor, *, level: float = 0.95) -> tuple[float, float, float]:
+    """``(gain, low, high)``: mean(on) − mean(off) over the non-NaN entries, and its ``level``
+    Student-t interval (n − 1 degrees of freedom) with the jackknife standard error over prompts,
+    all n leave-one-out gains at once. NaN bounds when fewer than two leave-one-out gains exist."""
+    from scipy.stats import t as student_t
+
     if on.shape != off.shape or on.dim() != 1:
         raise ValueError(f"on/off: expected two 1-D tensors of one shape, got {tuple(on.shape)} and {tuple(off.shape)}")
-    gain = _nanmean(on) - _nanmean(off)
+    on, off = on.double(), off.double()
+    gain = float(_gain(on, off))
     n = on.numel()
-    if n == 0:
+    keep = ~torch.eye(n, dtype=torch.bool)  # row i leaves prompt i out
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    loo = _gain(torch.where(keep, on, nan), torch.where(keep, off, nan))
+    loo = loo[~torch.isnan(loo)]
+    if loo.numel() < 2 or gain != gain:
         return gain, float("nan"), float("nan")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, n, (resamples, n), generator=g)
-    a, b = on.double()[idx], off.double()[idx]  # (resamples, n)
-    diff = a.nanmean(1) - b.nanmean(1)
-    diff = diff[~torch.isnan(diff)]
-    if diff.numel() == 0:
-        return gain, float("nan"), float("nan")
-    tail = (1 - level) / 2
-    lo, hi = torch.quantile(diff, torch.tensor([tail, 1 - tail], dtype=diff.dtype)).tolist()
-    return gain, lo, hi
+    m = loo.numel()
+    se = float(((m - 1) / m * ((loo - loo.mean()) ** 2).sum()).sqrt())
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
+    return gain, gain - half, gain + half
 
 
 def _side(sample: PolicySample, label_names: Sequence[str]) -> dict:
@@ -87,14 +97,18 @@ def _ranked(sample: PolicySample, n: int) -> tuple[list[dict], list[dict]]:
     return [row(i) for i in order[:n]], [row(i) for i in order[::-1][:n]]
 
 
-def probe_metrics(on: PolicySample, off: PolicySample, *, label_names: Sequence[str], seed: int, shown: int = 5) -> dict:
-    """The round's probe metrics (``probe_*`` keys of the result row), with the ``shown`` best and
-    worst rewarded completions of the trained policy (``probe_top_on``/``probe_bottom_on``)."""
-    gain, lo, hi = bootstrap_gain(on.rewards, off.rewards, seed=seed)
+def probe_metrics(on: PolicySample, off: PolicySample, *, label_names: Sequence[str], shown: int = 5) -> dict:
+    """The round's probe metrics (``probe_*`` keys of the result row): the per-prompt rewards of each
+    policy (``probe_rewards_on``/``_off``), and the ``shown`` best and worst rewarded completions of
+    the trained policy (``probe_top_on``/``probe_bottom_on``)."""
+    gain, lo, hi = gain_interval(on.rewards, off.rewards)
     out: dict = {"probe_prompts": len(on.reasons), "probe_gain": gain, "probe_gain_low": lo, "probe_gain_high": hi}
     for name, sample in (("on", on), ("off", off)):
         for key, value in _side(sample, label_names).items():
             out[f"probe_{key}_{name}"] = value
+    # Per prompt (None where dropped), so the interval can be recomputed or checked offline.
+    for name, sample in (("on", on), ("off", off)):
+        out[f"probe_rewards_{name}"] = [None if v != v else v for v in sample.rewards.tolist()]
     out["probe_top_on"], out["probe_bottom_on"] = _ranked(on, shown)
     return out
 
