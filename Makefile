@@ -209,6 +209,8 @@ paper-ablation-ag_news-64tok: install
 	$(BIN)/signal-hf inspect runs/ablation_ag_news_64tok/signal_gen --out $(AG64)/inspect.md
 	cp runs/ablation_ag_news_64tok/signal_gen/grid.json $(AG64)/grid_signal_gen.json
 	cp runs/ablation_ag_news_64tok/norl/grid.json $(AG64)/grid_norl.json
+	$(BIN)/python scripts/compare_token_caps.py --short docs/results/ablation_ag_news_0.1 \
+	  --long runs/ablation_ag_news_64tok/signal_gen runs/ablation_ag_news_64tok/norl --out $(AG64)/vs_32tok
 
 # rl-learnability: 16 GRPO steps on one fixed reward (round 1 of SST-2 0.1 %), 3 seeds (#17 item 2).
 rl-learnability: install

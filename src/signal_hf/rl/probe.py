@@ -55,8 +55,8 @@ def _gain(on: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
 
 def gain_interval(on: torch.Tensor, off: torch.Tensor, *, level: float = 0.95) -> tuple[float, float, float]:
     """``(gain, low, high)``: mean(on) − mean(off) over the non-NaN entries, and its ``level``
-    Student-t interval (n − 1 degrees of freedom) with the jackknife standard error over prompts,
-    all n leave-one-out gains at once. NaN bounds when fewer than two leave-one-out gains exist."""
+    Student-t interval with the jackknife standard error over prompts (all n leave-one-out gains
+    at once; n − 1 degrees of freedom). NaN bounds when fewer than two leave-one-out gains exist."""
     from scipy.stats import t as student_t
 
     if on.shape != off.shape or on.dim() != 1:
@@ -70,9 +70,9 @@ def gain_interval(on: torch.Tensor, off: torch.Tensor, *, level: float = 0.95) -
     loo = loo[~torch.isnan(loo)]
     if loo.numel() < 2 or gain != gain:
         return gain, float("nan"), float("nan")
-    m = loo.numel()
+    m = loo.numel()  # < n only when leaving a prompt out empties a side
     se = float(((m - 1) / m * ((loo - loo.mean()) ** 2).sum()).sqrt())
-    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
+    half = float(student_t.ppf(0.5 + level / 2, m - 1)) * se
     return gain, gain - half, gain + half
 
 
