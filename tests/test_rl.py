@@ -477,6 +477,12 @@ def test_probe_gain_and_interval_on_a_known_answer():
     gain, lo, hi = gain_interval(with_nan, noisy_off)
     assert gain == pytest.approx(float(noisy_on[10:].mean() - noisy_off.mean()), rel=1e-5) and lo < gain < hi
     assert all(v != v for v in gain_interval(torch.full((4,), float("nan")), torch.ones(4))[1:])  # nothing valid: NaN bounds
+    one = torch.tensor([5.0, float("nan"), float("nan"), float("nan")])  # one valid completion: its spread is unknown
+    assert all(v != v for v in gain_interval(one, torch.tensor([0.0, 1.0, 2.0, 3.0]))[1:])
+    assert all(v != v for v in gain_interval(one, one - 1)[1:])
+    # Prompts both policies dropped do not count: padding with them leaves the interval as it was.
+    padded = gain_interval(torch.cat([noisy_on[:10], torch.full((6,), float("nan"))]), torch.cat([noisy_off[:10], torch.full((6,), float("nan"))]))
+    assert padded == pytest.approx(gain_interval(noisy_on[:10], noisy_off[:10]))
 
 
 def test_probe_interval_is_calibrated_on_few_skewed_prompts():
@@ -494,11 +500,14 @@ def test_probe_interval_is_calibrated_on_few_skewed_prompts():
     intervals = [gain_interval(on[t], off[t])[1:] for t in range(trials)]
     miss = sum(not (lo <= 0 <= hi) for lo, hi in intervals) / trials
     assert 0.02 <= miss <= 0.065, miss
-    idx = torch.randint(0, n, (trials, 2000, n), generator=g)  # the old percentile bootstrap, all trials at once
-    rows = torch.arange(trials)[:, None, None]
-    boot = on.double()[rows, idx].nanmean(-1) - off.double()[rows, idx].nanmean(-1)
-    lo, hi = boot.quantile(0.025, dim=1), boot.quantile(0.975, dim=1)
-    assert float(((lo > 0) | (hi < 0)).double().mean()) > 0.08
+    missed = 0  # the old percentile bootstrap on the same draws, 100 trials at a time
+    for t in range(0, trials, 100):
+        idx = torch.randint(0, n, (100, 2000, n), generator=g)
+        rows = torch.arange(t, t + 100)[:, None, None]
+        boot = on[rows, idx].nanmean(-1) - off[rows, idx].nanmean(-1)
+        lo, hi = boot.quantile(0.025, dim=1), boot.quantile(0.975, dim=1)
+        missed += int(((lo > 0) | (hi < 0)).sum())
+    assert missed / trials > 0.08
 
 
 def test_probe_metrics_per_policy():

@@ -55,24 +55,27 @@ def _gain(on: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
 
 def gain_interval(on: torch.Tensor, off: torch.Tensor, *, level: float = 0.95) -> tuple[float, float, float]:
     """``(gain, low, high)``: mean(on) − mean(off) over the non-NaN entries, and its ``level``
-    Student-t interval with the jackknife standard error over prompts (all n leave-one-out gains
-    at once; n − 1 degrees of freedom). NaN bounds when fewer than two leave-one-out gains exist."""
+    Student-t interval with the jackknife standard error over the n prompts that at least one
+    policy completed validly (all n leave-one-out gains at once; n − 1 degrees of freedom). NaN
+    bounds when a side has fewer than two valid completions."""
     from scipy.stats import t as student_t
 
     if on.shape != off.shape or on.dim() != 1:
         raise ValueError(f"on/off: expected two 1-D tensors of one shape, got {tuple(on.shape)} and {tuple(off.shape)}")
     on, off = on.double(), off.double()
     gain = float(_gain(on, off))
+    # A prompt dropped by both policies carries no information: it must not count towards n.
+    used = ~(torch.isnan(on) & torch.isnan(off))
+    on, off = on[used], off[used]
     n = on.numel()
     keep = ~torch.eye(n, dtype=torch.bool)  # row i leaves prompt i out
     nan = torch.tensor(float("nan"), dtype=torch.float64)
     loo = _gain(torch.where(keep, on, nan), torch.where(keep, off, nan))
-    loo = loo[~torch.isnan(loo)]
-    if loo.numel() < 2 or gain != gain:
+    # A NaN leave-one-out gain means a side has one valid completion: its spread is unknown.
+    if n < 2 or gain != gain or bool(torch.isnan(loo).any()):
         return gain, float("nan"), float("nan")
-    m = loo.numel()  # < n only when leaving a prompt out empties a side
-    se = float(((m - 1) / m * ((loo - loo.mean()) ** 2).sum()).sqrt())
-    half = float(student_t.ppf(0.5 + level / 2, m - 1)) * se
+    se = float(((n - 1) / n * ((loo - loo.mean()) ** 2).sum()).sqrt())
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
     return gain, gain - half, gain + half
 
 
