@@ -104,6 +104,7 @@ def main() -> None:
     text = (f"# {long} against {short} new tokens, per seed\n\nAccuracy difference in points (same seed, same checkpoint), "
             f"averaged over each span; mean [Student-t 95 % interval] over seeds.\n\n{caps_table(rows, short, long, spans)}\n")
     (out / "caps.md").write_text(text)
+    (out / "results.jsonl").unlink()  # the tagged copy of rows committed elsewhere; this script rebuilds it
     print(text)
 
 

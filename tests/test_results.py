@@ -121,10 +121,12 @@ def test_plot_draws_the_two_signal_variants_apart(tmp_path, monkeypatch):
     from signal_hf.results import plot_learning_curves, summarize
 
     styles: dict[str, str] = {}
+    looks: dict[str, tuple] = {}
     original = Axes.plot
 
     def spy(self, *args, **kwargs):
         styles[kwargs.get("label")] = kwargs.get("ls", "-")
+        looks[kwargs.get("label")] = (kwargs.get("ls", "-"), kwargs.get("marker"), kwargs.get("color"))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Axes, "plot", spy)
@@ -134,6 +136,16 @@ def test_plot_draws_the_two_signal_variants_apart(tmp_path, monkeypatch):
     styles.clear()
     plot_learning_curves(summarize(SIGNAL + RANDOM), tmp_path / "b.png")  # one variant: solid
     assert styles == {"random": "-", "signal": "-"} and (tmp_path / "b.png").stat().st_size > 0
+    # Three variants (pool, generative, frozen generator), or four tagged ones with none named *-gen:
+    # every variant black, and no two alike (the frozen ablation once drew exactly like the pool signal).
+    for names in (["signal-gen", "signal-gen-norl"], ["signal-gen @32", "signal-gen @64", "signal-gen-norl @32", "signal-gen-norl @64"]):
+        looks.clear()
+        rows = SIGNAL + RANDOM + [dict(r, method=n) for n in names for r in SIGNAL]
+        rows = [r for r in rows if r["method"] != "signal" or names[0] == "signal-gen"]
+        plot_learning_curves(summarize(rows), tmp_path / "c.png")
+        variants = {k: v for k, v in looks.items() if k.startswith("signal")}
+        assert len(variants) == len(set(variants.values())) == len(names) + (names[0] == "signal-gen")
+        assert {color for _, _, color in variants.values()} == {"black"} and sum(ls == "-" for ls, _, _ in variants.values()) == 1
 
 
 def test_a_merge_of_runs_on_different_datasets_is_refused(tmp_path):

@@ -257,6 +257,26 @@ def format_endpoints(comparison: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Line style and marker of the SIGnAL variants after the solid one, in order (then cycled).
+_VARIANT_LOOKS = (("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1, 1, 1)), "v"))
+
+
+def variant_styles(methods: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Matplotlib styles of the SIGnAL variants (methods named ``signal*``): all black and thick, so they
+    stand out from the baselines, and each with its own line style and marker, so that no two look alike.
+    ``signal-gen`` (else the first generative variant, else the first) is the solid one."""
+    variants = sorted(m for m in methods if m.startswith("signal"))
+    if not variants:
+        return {}
+    main = next((m for m in ("signal-gen", *variants) if m in variants and m.endswith("-gen")), variants[0])
+    rest = [m for m in variants if m != main]
+    styles = {main: dict(lw=2.4, color="black", ls="-", marker="o", ms=3)}
+    for i, m in enumerate(rest):
+        ls, marker = _VARIANT_LOOKS[i % len(_VARIANT_LOOKS)]
+        styles[m] = dict(lw=2.4 if i < len(_VARIANT_LOOKS) else 1.4, color="black", ls=ls, marker=marker, ms=4)
+    return styles
+
+
 def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """Accuracy vs. acquired data (% of the real pool), mean line and ± std band per method."""
     import matplotlib
@@ -266,18 +286,14 @@ def plot_learning_curves(summary: list[dict[str, Any]], path: str | os.PathLike,
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods = sorted({s["method"] for s in summary})
-    variants = [m for m in methods if m.startswith("signal")]
+    signal_styles = variant_styles(methods)
     for method in methods:
         pts = sorted((s for s in summary if s["method"] == method), key=lambda s: s["step_percent"])
         x = [s["step_percent"] for s in pts]
         m = [100 * s["mean"] for s in pts]
         sd = [100 * s["std"] for s in pts]
-        style = dict(lw=1.4)
-        if method in variants:
-            # SIGnAL in black; with several variants (score on the real pool, generator on) only the
-            # generative one is solid, so the two stay apart.
-            style = dict(lw=2.4, color="black", ls="--" if len(variants) > 1 and not method.endswith("-gen") else "-")
-        (line,) = ax.plot(x, m, marker="o", ms=3, label=method, **style)
+        style = signal_styles.get(method, dict(lw=1.4, marker="o", ms=3))
+        (line,) = ax.plot(x, m, label=method, **style)
         ax.fill_between(x, [a - b for a, b in zip(m, sd)], [a + b for a, b in zip(m, sd)], alpha=0.15, color=line.get_color())
     ax.set_xlabel("acquired data (% of the real pool)")
     ax.set_ylabel("test accuracy (%)")
