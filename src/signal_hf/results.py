@@ -268,7 +268,7 @@ def variant_styles(methods: Iterable[str]) -> dict[str, dict[str, Any]]:
     variants = sorted(m for m in methods if m.startswith("signal"))
     if not variants:
         return {}
-    main = next((m for m in ("signal-gen", *variants) if m in variants and m.endswith("-gen")), variants[0])
+    main = "signal-gen" if "signal-gen" in variants else next((m for m in variants if m.endswith("-gen")), variants[0])
     rest = [m for m in variants if m != main]
     styles = {main: dict(lw=2.4, color="black", ls="-", marker="o", ms=3)}
     for i, m in enumerate(rest):

@@ -44,8 +44,9 @@ class RLConfig:
             probe prompts (the same prompts and sampling seed every round) are sampled with the
             adapter on and off and scored with the reward's SIGnAL score under the round's retrained
             classifier (``probe_*`` metrics: both mean rewards, the gain with a paired 95 % Student-t
-            interval on its jackknife standard error over prompts, valid/duplicate shares, the oracle's labels, distance to the nearest real
-            item). ``0`` turns it off. A frozen generator is sampled once (on = off).
+            interval on its jackknife standard error over prompts, valid/duplicate shares, the
+            oracle's labels, distance to the nearest real item, the per-prompt rewards). ``0`` turns
+            it off. A frozen generator is sampled once (on = off).
         trl_args: extra keyword arguments for :class:`trl.GRPOConfig` / :class:`trl.RLOOConfig`
             (e.g. ``{"loss_type": "grpo", "epsilon": 0.2}``); they override the values derived from
             the fields above. Ignored by PPO. ``{"use_vllm": true, "vllm_mode": "colocate"}`` is

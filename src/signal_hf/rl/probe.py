@@ -109,8 +109,7 @@ def probe_metrics(on: PolicySample, off: PolicySample, *, label_names: Sequence[
     for name, sample in (("on", on), ("off", off)):
         for key, value in _side(sample, label_names).items():
             out[f"probe_{key}_{name}"] = value
-    # Per prompt (None where dropped), so the interval can be recomputed or checked offline.
-    for name, sample in (("on", on), ("off", off)):
+        # Per prompt (None where dropped), so the interval can be recomputed or checked offline.
         out[f"probe_rewards_{name}"] = [None if v != v else v for v in sample.rewards.tolist()]
     out["probe_top_on"], out["probe_bottom_on"] = _ranked(on, shown)
     return out
