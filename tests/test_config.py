@@ -59,6 +59,10 @@ def write(tmp_path, text):
         ("rl: {algorithm: grpo, num_generations: 1}", "rl.num_generations", ">= 2"),
         ("acquisition: {strategies: [entropy-gen]}", "acquisition.strategies[0]", "generator.enabled"),
         ("generator: {enabled: true}\nacquisition: {strategies: [cal-gen-norl]}", "acquisition.strategies[0]", "cal-gen"),
+        # A budget split divides R and S, so it needs a generative method and the generator.
+        ("generator: {enabled: true}\nacquisition: {strategies: [entropy-adaptive]}", "acquisition.strategies[0]", "entropy-gen-adaptive"),
+        ("acquisition: {strategies: [signal-fixed]}", "acquisition.strategies[0]", "generator.enabled"),
+        ("generator: {enabled: true}\nacquisition: {strategies: [signal-gen-sometimes]}", "acquisition.strategies[0]", "unknown strategy"),
         ("store: {backend: s3}", "store.backend", "['local', 'hub']"),
         ("loop: [1, 2]", "loop", "mapping"),
     ],
@@ -195,3 +199,17 @@ def test_pair_features_is_part_of_the_recipe_hash_only_where_it_changes_results(
     import hashlib, json as _json
 
     assert records.recipe_hash(cfg) == hashlib.sha256(_json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def test_budget_split_suffix_names_its_own_method():
+    from signal_hf.loop.methods import parse_method
+
+    cfg = config_from_dict({"generator": {"enabled": True}, "rl": {"enabled": True}, "loop": {"budget_split": "free"},
+                            "acquisition": {"strategies": ["signal", "signal-adaptive", "signal-gen-norl-fixed", "cal-gen-free"]}})
+    got = [(m.name, m.strategy, m.generate, m.self_inform, m.budget_split) for m in map(lambda e: parse_method(e, cfg), cfg.acquisition.strategies)]
+    assert got == [
+        ("signal-gen", "signal", True, True, None),  # the recipe's loop.budget_split
+        ("signal-gen-adaptive", "signal", True, True, "adaptive"),
+        ("signal-gen-norl-fixed", "signal", True, False, "fixed"),
+        ("cal-gen-free", "cal", True, False, "free"),
+    ]

@@ -96,3 +96,20 @@ def r1_task(cfg):
     from signal_hf.data import load_task
 
     return load_task(cfg.data).spec
+
+
+def test_budget_split_ablation_runs_beside_the_recipes_split(signal_run, tmp_path):
+    """``signal-gen-norl-free`` beside ``signal-gen-norl`` (the recipe's ``fixed`` 0.5): same seed, own names,
+    own store runs, and each method acquires by its own split."""
+    cfg, _ = signal_run
+    ablation = signal_cfg(tmp_path / "run", cfg.oracle.annotator_path, acquisition={"strategies": ["signal-gen-norl", "signal-gen-norl-free"]}, rl={"enabled": False})
+    run_experiment(ablation, show_progress=False)
+    rows = [r for r in read_results(tmp_path / "run") if r["round"] > 0]
+    assert {r["method"] for r in rows} == {"signal-gen-norl", "signal-gen-norl-free"}
+    for r in rows:
+        if r["method"] == "signal-gen-norl":  # fixed: half of each round's budget from S, as many as there are
+            assert r["synthetic_share_used"] == 0.5
+            assert r["acquired_synthetic"] == round(0.5 * r["acquired"])
+        else:  # free: the top-b of U, no share
+            assert "synthetic_share_used" not in r and "free_synthetic_share" not in r
+    assert {"signal-gen-norl-seed0", "signal-gen-norl-free-seed0"} <= set(LocalStore(tmp_path / "run" / "store").runs())

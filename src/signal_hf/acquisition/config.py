@@ -15,15 +15,28 @@ from ..checks import check_choices, in_unit_interval, non_empty_unique, positive
 from ..errors import ConfigError
 from .registry import available_strategies
 
-__all__ = ["AcquisitionConfig", "METHOD_SUFFIXES", "split_method_name"]
+__all__ = ["AcquisitionConfig", "BUDGET_SPLIT_SUFFIXES", "METHOD_SUFFIXES", "split_budget_suffix", "split_method_name"]
 
 #: Suffixes of an ``acquisition.strategies`` entry that turn the generator on for that method
 #: (signal_hf.loop.methods); longest first, so ``signal-gen-norl`` is not read as ``signal-gen`` + ``-norl``.
 METHOD_SUFFIXES: tuple[str, ...] = ("-gen-norl", "-gen")
+# A generative method's own budget split, overriding ``loop.budget_split`` (``signal-gen-adaptive``), so that
+# the split ablation runs side by side with the recipe's split on the same seeds under its own name.
+BUDGET_SPLIT_SUFFIXES: dict[str, str] = {"-free": "free", "-fixed": "fixed", "-adaptive": "adaptive"}
+
+
+def split_budget_suffix(entry: str) -> tuple[str, str | None]:
+    """``"signal-gen-adaptive"`` → ``("signal-gen", "adaptive")``; ``"cal-gen"`` → ``("cal-gen", None)``."""
+    for suffix, mode in BUDGET_SPLIT_SUFFIXES.items():
+        if entry.endswith(suffix) and len(entry) > len(suffix):
+            return entry[: -len(suffix)], mode
+    return entry, None
 
 
 def split_method_name(entry: str) -> tuple[str, str]:
-    """``"cal-gen"`` → ``("cal", "-gen")``; ``"entropy"`` → ``("entropy", "")``."""
+    """``"cal-gen"`` → ``("cal", "-gen")``; ``"entropy"`` → ``("entropy", "")``; a budget-split suffix is
+    dropped first (``"signal-gen-norl-fixed"`` → ``("signal", "-gen-norl")``)."""
+    entry = split_budget_suffix(entry)[0]
     for suffix in METHOD_SUFFIXES:
         if entry.endswith(suffix) and len(entry) > len(suffix):
             return entry[: -len(suffix)], suffix
@@ -42,7 +55,9 @@ class AcquisitionConfig:
             ``signal-gen``). ``NAME-gen`` (e.g. ``cal-gen``, ``entropy-gen``) runs the strategy with the
             generator on, acquiring from U = R ∪ S (the pretrained generator, no RL, for all but
             SIGnAL); ``signal-gen-norl`` is generative SIGnAL with the generator frozen. ``-gen``
-            entries need ``generator.enabled``.
+            entries need ``generator.enabled``. A generative entry may end in ``-free``, ``-fixed`` or
+            ``-adaptive``: that method's budget split instead of ``loop.budget_split``, under its own
+            name (``[signal-gen, signal-gen-adaptive]`` runs the split ablation side by side).
         k: neighbours of CAL and SIGnAL.
         neighbours: SIGnAL's neighbour set: ``labeled`` (the labeled set L, default) or ``all``
             (L and the other candidates).
@@ -79,12 +94,15 @@ class AcquisitionConfig:
         known = available_strategies()
         for i, entry in enumerate(self.strategies):
             name, suffix = split_method_name(entry)
+            split = split_budget_suffix(entry)[1]
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 fix = f"did you mean {close[0] + suffix!r}?" if close else f"use one of {known}, optionally with -gen"
                 raise ConfigError(f"acquisition.strategies[{i}]", f"unknown strategy {name!r}", fix)
             if suffix == "-gen-norl" and name != "signal":
                 raise ConfigError(f"acquisition.strategies[{i}]", f"{entry!r}: only SIGnAL self-informs, so only it has a -norl ablation", f"use {name}-gen")
+            if split and not suffix and name != "signal":
+                raise ConfigError(f"acquisition.strategies[{i}]", f"{entry!r}: a budget split divides a generative method's budget between R and S, and {name} acquires from R only", f"use {name}-gen-{split}")
         if isinstance(self.k, bool) or not isinstance(self.k, int):
             raise ConfigError("acquisition.k", f"must be a positive integer, got {self.k!r}", "e.g. 10")
         positive("acquisition.k", self.k, "e.g. 10")

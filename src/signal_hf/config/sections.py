@@ -199,7 +199,9 @@ class LoopConfig:
         synthetic_share: fixed share of each round's budget taken from synthetic candidates when
             ``budget_split`` is ``fixed``; ignored with ``free`` (top-b over U = R ∪ S).
         budget_split: ``free`` (top-b over U), ``fixed`` (``synthetic_share``) or ``adaptive``
-            (the share follows the generator's acquired share of the previous round).
+            (the share follows the generator's acquired share of the previous round), for every
+            generative method not named with its own (``signal-gen-adaptive``, see
+            ``acquisition.strategies``).
         stop_when: stopping criteria that end a trial early, checked after every round (empty: run to
             the last checkpoint): ``stabilizing_predictions`` (Bloodgood & Vijay-Shanker 2009: Cohen's
             kappa between consecutive rounds' predictions on the real pool ≥ ``stop_kappa`` for the last

@@ -80,14 +80,15 @@ def score(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
 
 
 def select(ctx: RoundContext, state: RoundState) -> tuple[RoundState, Metrics]:
-    """The strategy picks this round's budget, split between R and S per ``loop.budget_split``."""
+    """The strategy picks this round's budget, split between R and S per the method's budget split
+    (``signal-gen-adaptive``), else ``loop.budget_split``."""
     r = state.round
     n = ctx.schedule.round_budget(r, len(state.labeled))
     ctx.phase(f"round {r}: acquire {n} of {len(state.candidates)}")
     t = time.perf_counter()
     lab_out, cand_out = state.scored
     acq = AcquisitionState(unlabeled=cand_out, labeled=lab_out, seed=derive_seed(ctx.seed, r, "acquire"), metadata={"round": r})
-    mode = ctx.cfg.loop.budget_split if ctx.method.generate else "free"
+    mode = (ctx.method.budget_split or ctx.cfg.loop.budget_split) if ctx.method.generate else "free"
     split = split_budget(ctx.strategy, acq, state.candidates["source"][:], n, mode=mode, share=state.synthetic_share)
     metrics = {"acquire_s": time.perf_counter() - t, **split.info}
     if split.scores is not None:  # aligned with the picks; annotation may skip some (selected_ids)
