@@ -63,6 +63,7 @@ def write(tmp_path, text):
         ("generator: {enabled: true}\nacquisition: {strategies: [entropy-adaptive]}", "acquisition.strategies[0]", "entropy-gen-adaptive"),
         ("acquisition: {strategies: [signal-fixed]}", "acquisition.strategies[0]", "generator.enabled"),
         ("generator: {enabled: true}\nacquisition: {strategies: [signal-gen-sometimes]}", "acquisition.strategies[0]", "unknown strategy"),
+        ("generator: {enabled: true}\nacquisition: {strategies: [entrpy-gen-fixed]}", "acquisition.strategies[0]", "'entropy-gen-fixed'"),
         ("store: {backend: s3}", "store.backend", "['local', 'hub']"),
         ("loop: [1, 2]", "loop", "mapping"),
     ],

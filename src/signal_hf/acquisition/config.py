@@ -97,7 +97,7 @@ class AcquisitionConfig:
             split = split_budget_suffix(entry)[1]
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
-                fix = f"did you mean {close[0] + suffix!r}?" if close else f"use one of {known}, optionally with -gen"
+                fix = f"did you mean {close[0] + entry[len(name):]!r}?" if close else f"use one of {known}, optionally with -gen"
                 raise ConfigError(f"acquisition.strategies[{i}]", f"unknown strategy {name!r}", fix)
             if suffix == "-gen-norl" and name != "signal":
                 raise ConfigError(f"acquisition.strategies[{i}]", f"{entry!r}: only SIGnAL self-informs, so only it has a -norl ablation", f"use {name}-gen")
