@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds paper-ablation-ag_news-64tok rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds paper-ablation-sst2-rerun paper-ablation-ag_news-64tok rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -194,6 +194,19 @@ paper-ablation-sst2-6seeds: install
 	cp runs/ablation_sst2/signal_gen/grid.json $(SIX_SEEDS)/grid_signal_gen.json
 	cp runs/ablation_sst2/frozen/grid.json $(SIX_SEEDS)/grid_frozen_seeds345.json
 	cp runs/paper/sst2_0.1/grid.json $(SIX_SEEDS)/grid_pool_seeds345.json
+
+# paper-ablation-sst2-rerun: signal-gen of paper-ablation-sst2-to200 (seeds 0-2, to 200 %) run again on today's
+# code, whose rows carry the per-prompt probe rewards and the calibrated (jackknife) probe interval; compared seed
+# by seed with the committed six-seed grid (README, #17). Same run folder as paper-ablation-sst2-to200.
+RERUN := docs/results/ablation_sst2_0.1_rerun
+paper-ablation-sst2-rerun: install
+	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
+	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_signal_gen.yaml --workers 3
+	$(BIN)/signal-hf plot runs/ablation_sst2/signal_gen docs/results/cpu_sst2_0.1 \
+	  --out $(RERUN) --title "SST-2 0.1 %: signal-gen re-run to 200 % (calibrated probe), the pool baselines"
+	$(BIN)/signal-hf inspect runs/ablation_sst2/signal_gen --out $(RERUN)/inspect.md
+	$(BIN)/python scripts/rerun_vs_committed.py runs/ablation_sst2/signal_gen $(SIX_SEEDS)/results.jsonl --out $(RERUN)/vs_committed.md
+	cp runs/ablation_sst2/signal_gen/grid.json $(RERUN)/grid_signal_gen.json
 
 # paper-ablation-ag_news-64tok: signal-gen and signal-gen-norl on AG News 0.1 % at 64 new tokens instead of 32
 # (3 seeds, to 100 %; ABLATION_64_ARGS= continues the same runs to 200 %), plotted beside the 32-token grid and
