@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
-from signal_hf.results import accuracy_curves, read_results, write_report
+from signal_hf.results import accuracy_curves, read_results, seed_interval, write_report
 from signal_hf.rl.probe import gain_interval
 
 METHODS = ("signal-gen", "signal-gen-norl")
@@ -51,8 +50,8 @@ def recompute_probe_interval(row: dict) -> dict:
 def interval(d: np.ndarray) -> str:
     if len(d) < 2:
         return f"{d.mean():+.1f}" if len(d) else "—"
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}]"
+    mean, low, high = seed_interval(d)
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def caps_table(rows: list[dict], short: int, long: int, spans: dict[str, range]) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from scipy import stats
 
 from signal_hf.classifier import fit_classifier, order_for_eval
 from signal_hf.config.parsing import load_recipe
@@ -28,6 +27,7 @@ from signal_hf.data import load_task, sample_pool
 from signal_hf.encoder import get_encoder
 from signal_hf.loop.schedule import Schedule
 from signal_hf.loop.state import derive_seed
+from signal_hf.results import read_results, seed_interval
 
 SIX = Path("docs/results/ablation_sst2_0.1_to200_6seeds")
 THREE = Path("docs/results/ablation_sst2_0.1_to200")
@@ -60,7 +60,7 @@ for path in a.inspect:
         elif key and (m := row.match(line)) and m[1].startswith("syn-"):
             synthetic[key[0]][key[1]].append((m[1], names.index(m[2]), m[3].replace("\\|", "|")))
 
-results = [json.loads(line) for line in a.results.read_text().splitlines()]
+results = read_results(a.results)
 by_key = {(r["method"], r["seed"], r["round"]): r for r in results}
 seeds = sorted({r["seed"] for r in results if r["method"] == A})
 
@@ -136,9 +136,8 @@ for rnd in a.rounds:
 
 
 def interval(x: list[float]) -> str:
-    x = np.asarray(x)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return f"{x.mean():+.2f} [{x.mean() - half:+.2f}, {x.mean() + half:+.2f}]"
+    mean, low, high = seed_interval(x)
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 lines = [f"# Refitting the classifier on rebuilt and swapped labelled sets (`{Path(__file__).name}`)", ""]

@@ -5,13 +5,9 @@ Run: .venv/bin/python scripts/rerun_vs_committed.py runs/ablation_sst2/signal_ge
        docs/results/ablation_sst2_0.1_to200_6seeds/results.jsonl --out docs/results/ablation_sst2_0.1_rerun/vs_committed.md
 """
 import argparse
-import json
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
-from signal_hf.results import read_results
+from signal_hf.results import read_results, seed_interval
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("rerun", help="run folder of the re-run (results.jsonl, or seeds/seed-N/results.jsonl)")
@@ -31,7 +27,7 @@ def by_seed(rows: list[dict], method: str) -> dict[int, dict[int, dict]]:
     return out
 
 
-committed = [json.loads(line) for line in a.committed.read_text().splitlines()]
+committed = read_results(a.committed)
 new, old, ref = by_seed(read_results(a.rerun), a.method), by_seed(committed, a.method), by_seed(committed, a.versus)
 seeds = sorted(s for s in new if s in old)
 
@@ -65,9 +61,8 @@ for s in seeds:
 
 
 def mean_interval(d: list[float]) -> str:
-    d = np.asarray(d)
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]; per seed " + ", ".join(f"{x:+.1f}" for x in d)
+    mean, low, high = seed_interval(d)
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]; per seed " + ", ".join(f"{x:+.1f}" for x in d)
 
 
 lines += ["", "Re-run − committed, mean [95 % Student-t interval over seeds]:", ""]

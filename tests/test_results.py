@@ -173,3 +173,14 @@ def test_the_report_shows_the_probe_of_the_rl_effect(tmp_path):
     write_report(tmp_path, title="t")
     assert table in (tmp_path / "summary.md").read_text() and (tmp_path / "probe_rewards.png").stat().st_size > 0
     assert probe_table(RANDOM) == ""  # no generative rows, no section
+
+
+def test_seed_interval_is_student_t_over_seeds():
+    from signal_hf.results import seed_interval
+
+    # [1, 2, 3]: mean 2, sd 1, t(0.975, 2) = 4.3027 → half-width 4.3027 / sqrt(3) = 2.4841.
+    mean, low, high = seed_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and abs(low - (2 - 2.4841)) < 1e-3 and abs(high - (2 + 2.4841)) < 1e-3
+    assert seed_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        seed_interval([1.0])

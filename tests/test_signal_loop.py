@@ -107,7 +107,7 @@ def test_budget_split_ablation_runs_beside_the_recipes_split(signal_run, tmp_pat
     rows = [r for r in read_results(tmp_path / "run") if r["round"] > 0]
     assert {r["method"] for r in rows} == {"signal-gen-norl", "signal-gen-norl-free"}
     for r in rows:
-        if r["method"] == "signal-gen-norl":  # fixed: half of each round's budget from S, as many as there are
+        if r["method"] == "signal-gen-norl":  # fixed: half of each round's budget from S
             assert r["synthetic_share_used"] == 0.5
             assert r["acquired_synthetic"] == round(0.5 * r["acquired"])
         else:  # free: the top-b of U, no share

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ResultsLog", "summarize", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
+__all__ = ["ResultsLog", "summarize", "seed_interval", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
 
 RESULTS_FILE = "results.jsonl"
 KEY = ("method", "seed", "round")
@@ -90,6 +90,19 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
                 continue
             latest[tuple(row.get(k) for k in KEY)] = row
     return sorted(latest.values(), key=lambda r: (r["method"], r["seed"], r["round"]))
+
+
+def seed_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of per-seed values (e.g. per-seed differences between two methods):
+    ``(mean, low, high)``; at least two values."""
+    import numpy as np
+    from scipy.stats import t as student_t
+
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2:
+        raise ValueError(f"an interval over seeds needs at least 2 values, got {len(x)}")
+    half = float(student_t.ppf(0.5 + level / 2, len(x) - 1)) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
