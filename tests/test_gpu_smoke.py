@@ -37,6 +37,8 @@ def test_the_smoke_recipe_asks_for_the_paper_path():
     assert cfg.generator.load_in_4bit and cfg.rl.algorithm == "ppo" and cfg.classifier.backend == "finetune"
 
 
+# Slow (~1 min on 2 cores): the whole smoke script's CPU half; PPO and GRPO steps stay in tests/test_rl.py.
+@pytest.mark.slow
 def test_cpu_half_runs_ppo_and_grpo_rounds(carry, tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "CARRY": str(carry), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_smoke.sh"), "--cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -88,7 +88,9 @@ def assert_matches_reference(out: Path, ref: Path, run_ids: list[str], last_roun
             assert not [p for p in store.run_dir(run_id).iterdir() if p.name.startswith((".tmp-", ".old-"))]
 
 
-# ---------------------------------------------------------------------- pool-based (default suite)
+# ---------------------------------------------------------------------- pool-based (slow: ~2 min on 2 cores; the
+# default suite keeps a kill-and-resume in tests/test_reproduce.py and the store's killed write in tests/test_store.py)
+@pytest.mark.slow
 def test_pool_based_run_killed_three_times_matches_uninterrupted(tmp_path):
     from test_loop import tiny
 

@@ -98,6 +98,9 @@ def r1_task(cfg):
     return load_task(cfg.data).spec
 
 
+# Slow (~2 min on 2 cores): a second generative loop. The split's names and errors stay in the default suite
+# (tests/test_config.py), its arithmetic in tests/test_budget_split.py.
+@pytest.mark.slow
 def test_budget_split_ablation_runs_beside_the_recipes_split(signal_run, tmp_path):
     """``signal-gen-norl-free`` beside ``signal-gen-norl`` (the recipe's ``fixed`` 0.5): same seed, own names,
     own store runs, and each method acquires by its own split."""
