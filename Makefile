@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= offline,setfit,tracking,labelstudio,test
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds paper-ablation-sst2-rerun paper-ablation-sst2-split paper-ablation-ag_news-64tok rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
+.PHONY: install lock reference demo demo-signal test test-slow test-all bench protocol paper paper-pool paper-gen paper-setfit paper-ablation paper-ablation-ag_news paper-ablation-qnli paper-ablation-sst2-to200 paper-ablation-sst2-6seeds paper-ablation-sst2-rerun paper-ablation-sst2-split paper-ablation-sst2-split-to200 paper-ablation-ag_news-64tok rl-learnability annotator annotator-ag_news annotator-qnli gpu-smoke-prepare gpu-smoke-cpu labelstudio-server labelstudio test-labelstudio clean
 
 install: $(STAMP)
 
@@ -209,19 +209,27 @@ paper-ablation-sst2-rerun: install
 	cp runs/ablation_sst2/signal_gen/grid.json $(RERUN)/grid_signal_gen.json
 
 # paper-ablation-sst2-split: the budget-split ablation on SST-2 0.1 % (#17): signal-gen-norl under the free, adaptive
-# and fixed splits, 3 seeds, to 100 % (ABLATION_SPLIT_ARGS= continues the same runs to 200 %), against the pool
-# baselines; the free method checked seed by seed against the committed six-seed grid's signal-gen-norl.
-SPLIT := docs/results/ablation_sst2_0.1_split
-ABLATION_SPLIT_ARGS ?= --loop.signal_max_fraction=1.0
-paper-ablation-sst2-split: install
+# and fixed splits, 3 seeds, to 100 %, against the pool baselines; the free method checked seed by seed against the
+# committed six-seed grid's signal-gen-norl. paper-ablation-sst2-split-to200: the same grid from scratch to 200 %
+# (its own run folder: a run to 100 % takes only the remainder in its last round, 67 labels where a run to 200 %
+# has 70, so continuing it would not reproduce a fresh run's 110-190 %).
+# $(1): run folder, $(2): results folder, $(3): extra grid arguments, $(4): last checkpoint (%).
+define run_split
 	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
-	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_split.yaml --workers 3 $(ABLATION_SPLIT_ARGS)
-	$(BIN)/signal-hf plot runs/ablation_sst2/split docs/results/cpu_sst2_0.1 \
-	  --out $(SPLIT) --title "SST-2 0.1 %: signal-gen-norl under the free, adaptive and fixed budget splits, the pool baselines"
-	$(BIN)/signal-hf inspect runs/ablation_sst2/split --out $(SPLIT)/inspect.md
-	$(BIN)/python scripts/rerun_vs_committed.py runs/ablation_sst2/split $(SIX_SEEDS)/results.jsonl \
-	  --method signal-gen-norl --versus signal-gen-norl --out $(SPLIT)/control_vs_committed.md
-	cp runs/ablation_sst2/split/grid.json $(SPLIT)/grid.json
+	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_split.yaml --workers 3 --output.output_dir=$(1) $(3)
+	$(BIN)/signal-hf plot $(1) docs/results/cpu_sst2_0.1 \
+	  --out $(2) --title "SST-2 0.1 %: free, adaptive and fixed budget splits (frozen generator), pool baselines"
+	$(BIN)/signal-hf inspect $(1) --out $(2)/inspect.md
+	$(BIN)/python scripts/rerun_vs_committed.py $(1) $(SIX_SEEDS)/results.jsonl \
+	  --method signal-gen-norl --versus signal-gen-norl --out $(2)/control_vs_committed.md
+	$(BIN)/python scripts/split_per_seed.py $(1) docs/results/cpu_sst2_0.1/results.jsonl \
+	  --checkpoints 50 100 $(filter 150 200,$(4)) --out $(2)/per_seed.md
+	cp $(1)/grid.json $(2)/grid.json
+endef
+paper-ablation-sst2-split: install
+	$(call run_split,runs/ablation_sst2/split,docs/results/ablation_sst2_0.1_split,--loop.signal_max_fraction=1.0,100)
+paper-ablation-sst2-split-to200: install
+	$(call run_split,runs/ablation_sst2/split_to200,docs/results/ablation_sst2_0.1_split_to200,,150 200)
 
 # paper-ablation-ag_news-64tok: signal-gen and signal-gen-norl on AG News 0.1 % at 64 new tokens instead of 32
 # (3 seeds, to 100 %; ABLATION_64_ARGS= continues the same runs to 200 %), plotted beside the 32-token grid and
