@@ -7,7 +7,7 @@ Run: .venv/bin/python scripts/rerun_vs_committed.py runs/ablation_sst2/signal_ge
 import argparse
 from pathlib import Path
 
-from signal_hf.results import read_results, seed_interval
+from signal_hf.results import read_results, rows_by_seed, seed_interval
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("rerun", help="run folder of the re-run (results.jsonl, or seeds/seed-N/results.jsonl)")
@@ -19,16 +19,8 @@ p.add_argument("--out", type=Path, required=True)
 a = p.parse_args()
 
 
-def by_seed(rows: list[dict], method: str) -> dict[int, dict[int, dict]]:
-    out: dict[int, dict[int, dict]] = {}
-    for r in rows:
-        if r["method"] == method:
-            out.setdefault(r["seed"], {})[r["step_percent"]] = r
-    return out
-
-
 committed = read_results(a.committed)
-new, old, ref = by_seed(read_results(a.rerun), a.method), by_seed(committed, a.method), by_seed(committed, a.versus)
+new, old, ref = rows_by_seed(read_results(a.rerun), a.method), rows_by_seed(committed, a.method), rows_by_seed(committed, a.versus)
 seeds = sorted(s for s in new if s in old)
 
 

@@ -8,7 +8,7 @@ Run: .venv/bin/python scripts/split_per_seed.py runs/ablation_sst2/split docs/re
 import argparse
 from pathlib import Path
 
-from signal_hf.results import read_results, seed_interval
+from signal_hf.results import read_results, rows_by_seed, seed_interval
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("run", help="the grid folder of the split ablation")
@@ -21,17 +21,9 @@ p.add_argument("--out", type=Path, required=True)
 a = p.parse_args()
 
 
-def by_seed(rows: list[dict], method: str) -> dict[int, dict[int, dict]]:
-    out: dict[int, dict[int, dict]] = {}
-    for r in rows:
-        if r["method"] == method:
-            out.setdefault(r["seed"], {})[r["step_percent"]] = r
-    return out
-
-
 rows = read_results(a.run)
-runs = {m: by_seed(rows, m) for m in [a.free, *a.splits]}
-pool = by_seed(read_results(a.pool), a.pool_method)
+runs = {m: rows_by_seed(rows, m) for m in [a.free, *a.splits]}
+pool = rows_by_seed(read_results(a.pool), a.pool_method)
 seeds = sorted(set.intersection(*(set(v) for v in runs.values()), set(pool)))
 last = max(a.checkpoints)
 

@@ -175,6 +175,17 @@ def test_the_report_shows_the_probe_of_the_rl_effect(tmp_path):
     assert probe_table(RANDOM) == ""  # no generative rows, no section
 
 
+def test_rows_by_seed_keys_one_methods_rows_by_seed_and_checkpoint():
+    from signal_hf.results import rows_by_seed
+
+    rows = [{"method": "a", "seed": 0, "step_percent": 10, "accuracy": 0.5}, {"method": "a", "seed": 1, "step_percent": 10, "accuracy": 0.6},
+            {"method": "a", "seed": 0, "step_percent": 20, "accuracy": 0.7}, {"method": "b", "seed": 0, "step_percent": 10, "accuracy": 0.9}]
+    got = rows_by_seed(rows, "a")
+    assert sorted(got) == [0, 1] and sorted(got[0]) == [10, 20]
+    assert got[0][20]["accuracy"] == 0.7 and got[1][10]["accuracy"] == 0.6
+    assert rows_by_seed(rows, "c") == {}
+
+
 def test_seed_interval_is_student_t_over_seeds():
     from signal_hf.results import seed_interval
 

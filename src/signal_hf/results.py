@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ResultsLog", "summarize", "seed_interval", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
+__all__ = ["ResultsLog", "summarize", "seed_interval", "rows_by_seed", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
 
 RESULTS_FILE = "results.jsonl"
 KEY = ("method", "seed", "round")
@@ -90,6 +90,15 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
                 continue
             latest[tuple(row.get(k) for k in KEY)] = row
     return sorted(latest.values(), key=lambda r: (r["method"], r["seed"], r["round"]))
+
+
+def rows_by_seed(rows: Iterable[dict[str, Any]], method: str) -> dict[int, dict[int, dict[str, Any]]]:
+    """One method's rows as ``{seed: {checkpoint %: row}}`` (``step_percent``), for comparing runs seed by seed."""
+    out: dict[int, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        if r["method"] == method:
+            out.setdefault(r["seed"], {})[r["step_percent"]] = r
+    return out
 
 
 def seed_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
