@@ -213,7 +213,7 @@ paper-ablation-sst2-rerun: install
 # committed six-seed grid's signal-gen-norl. paper-ablation-sst2-split-to200: the same grid from scratch to 200 %
 # (its own run folder: a run to 100 % takes only the remainder in its last round, 67 labels where a run to 200 %
 # has 70, so continuing it would not reproduce a fresh run's 110-190 %).
-# $(1): run folder, $(2): results folder, $(3): extra grid arguments, $(4): last checkpoint (%).
+# $(1): run folder, $(2): results folder, $(3): extra grid arguments, $(4): checkpoints (%) of the per-seed table.
 define run_split
 	test -f runs/annotators/sst2/annotator.json || $(MAKE) annotator
 	$(BIN)/signal-hf grid recipes/paper/ablation_sst2_0.1_split.yaml --workers 3 --output.output_dir=$(1) $(3)
@@ -223,13 +223,13 @@ define run_split
 	$(BIN)/python scripts/rerun_vs_committed.py $(1) $(SIX_SEEDS)/results.jsonl \
 	  --method signal-gen-norl --versus signal-gen-norl --out $(2)/control_vs_committed.md
 	$(BIN)/python scripts/split_per_seed.py $(1) docs/results/cpu_sst2_0.1/results.jsonl \
-	  --checkpoints 50 100 $(filter 150 200,$(4)) --out $(2)/per_seed.md
+	  --checkpoints $(4) --out $(2)/per_seed.md
 	cp $(1)/grid.json $(2)/grid.json
 endef
 paper-ablation-sst2-split: install
-	$(call run_split,runs/ablation_sst2/split,docs/results/ablation_sst2_0.1_split,--loop.signal_max_fraction=1.0,100)
+	$(call run_split,runs/ablation_sst2/split,docs/results/ablation_sst2_0.1_split,--loop.signal_max_fraction=1.0,50 100)
 paper-ablation-sst2-split-to200: install
-	$(call run_split,runs/ablation_sst2/split_to200,docs/results/ablation_sst2_0.1_split_to200,,150 200)
+	$(call run_split,runs/ablation_sst2/split_to200,docs/results/ablation_sst2_0.1_split_to200,,50 100 150 200)
 
 # paper-ablation-ag_news-64tok: signal-gen and signal-gen-norl on AG News 0.1 % at 64 new tokens instead of 32
 # (3 seeds, to 100 %; ABLATION_64_ARGS= continues the same runs to 200 %), plotted beside the 32-token grid and

@@ -7,7 +7,7 @@ Run: .venv/bin/python scripts/rerun_vs_committed.py runs/ablation_sst2/signal_ge
 import argparse
 from pathlib import Path
 
-from signal_hf.results import read_results, rows_by_seed, seed_interval
+from signal_hf.results import format_seed_interval, read_results, rows_by_seed
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("rerun", help="run folder of the re-run (results.jsonl, or seeds/seed-N/results.jsonl)")
@@ -52,18 +52,13 @@ for s in seeds:
     lines.append(f"| {s} | {len(common)} | {first if first is not None else 'none'} | " + " | ".join(cells) + f" | {beyond(new[s])} | {beyond({k: old[s][k] for k in new[s] if k in old[s]})} |")
 
 
-def mean_interval(d: list[float]) -> str:
-    mean, low, high = seed_interval(d)
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]; per seed " + ", ".join(f"{x:+.1f}" for x in d)
-
-
 lines += ["", "Re-run − committed, mean [95 % Student-t interval over seeds]:", ""]
-lines += [f"- {c} %: {mean_interval(d)}" for c, d in diffs.items() if len(d) >= 2]
+lines += [f"- {c} %: {format_seed_interval(d, digits=2)}" for c, d in diffs.items() if len(d) >= 2]
 lines += ["", f"Each run − the committed {a.versus} of the same seed (accuracy points):", "", f"| checkpoint | re-run − {a.versus} | committed − {a.versus} |", "|---|---|---|"]
 for c in a.checkpoints:
     both = [s for s in seeds if c in new[s] and c in old[s] and c in ref.get(s, {})]
     if len(both) >= 2:
-        lines.append(f"| {c} % | " + " | ".join(mean_interval([100 * (run[s][c]["accuracy"] - ref[s][c]["accuracy"]) for s in both]) for run in (new, old)) + " |")
+        lines.append(f"| {c} % | " + " | ".join(format_seed_interval([100 * (run[s][c]["accuracy"] - ref[s][c]["accuracy"]) for s in both], digits=2) for run in (new, old)) + " |")
 a.out.parent.mkdir(parents=True, exist_ok=True)
 a.out.write_text("\n".join(lines) + "\n")
 print("\n".join(lines))

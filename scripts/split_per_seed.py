@@ -8,7 +8,7 @@ Run: .venv/bin/python scripts/split_per_seed.py runs/ablation_sst2/split docs/re
 import argparse
 from pathlib import Path
 
-from signal_hf.results import read_results, rows_by_seed, seed_interval
+from signal_hf.results import format_seed_interval, read_results, rows_by_seed
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("run", help="the grid folder of the split ablation")
@@ -26,11 +26,6 @@ runs = {m: rows_by_seed(rows, m) for m in [a.free, *a.splits]}
 pool = rows_by_seed(read_results(a.pool), a.pool_method)
 seeds = sorted(set.intersection(*(set(v) for v in runs.values()), set(pool)))
 last = max(a.checkpoints)
-
-
-def interval(values: list[float]) -> str:
-    m, lo, hi = seed_interval(values)
-    return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]; per seed " + ", ".join(f"{v:+.1f}" for v in values)
 
 
 def acc(method: str, seed: int, cp: int) -> float:
@@ -62,11 +57,11 @@ for m, per_seed in runs.items():
 lines += ["", "Differences in accuracy points, mean [95 % Student-t interval over seeds]:", ""]
 for m in a.splits:
     for c in a.checkpoints:
-        lines.append(f"- {m} − {a.free}, {c} %: " + interval([acc(m, s, c) - acc(a.free, s, c) for s in seeds]))
-    lines.append(f"- {m} − {a.free}, mean ≤ {last} %: " + interval([mean_acc(m, s) - mean_acc(a.free, s) for s in seeds]))
+        lines.append(f"- {m} − {a.free}, {c} %: " + format_seed_interval([acc(m, s, c) - acc(a.free, s, c) for s in seeds]))
+    lines.append(f"- {m} − {a.free}, mean ≤ {last} %: " + format_seed_interval([mean_acc(m, s) - mean_acc(a.free, s) for s in seeds]))
 pool_last = min(max(pool[s]) for s in seeds)  # the pool-based runs stop at 100 %: the goal line compares with that
 for m in runs:
     lines.append(f"- {m} at {last} % − the pool at {pool_last} %: "
-                 + interval([acc(m, s, last) - 100 * pool[s][pool_last]["accuracy"] for s in seeds]))
+                 + format_seed_interval([acc(m, s, last) - 100 * pool[s][pool_last]["accuracy"] for s in seeds]))
 a.out.write_text("\n".join(lines) + "\n")
 print("\n".join(lines))

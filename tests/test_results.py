@@ -193,5 +193,9 @@ def test_seed_interval_is_student_t_over_seeds():
     mean, low, high = seed_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and abs(low - (2 - 2.4841)) < 1e-3 and abs(high - (2 + 2.4841)) < 1e-3
     assert seed_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
+    from signal_hf.results import format_seed_interval
+
+    assert format_seed_interval([1.0, 2.0, 3.0]) == "+2.0 [-0.5, +4.5]; per seed +1.0, +2.0, +3.0"
+    assert format_seed_interval([1.0, 2.0, 3.0], digits=2) == "+2.00 [-0.48, +4.48]; per seed +1.0, +2.0, +3.0"
     with pytest.raises(ValueError, match="at least 2"):
         seed_interval([1.0])

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ResultsLog", "summarize", "seed_interval", "rows_by_seed", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
+__all__ = ["ResultsLog", "summarize", "seed_interval", "format_seed_interval", "rows_by_seed", "format_table", "compare_methods", "format_comparison", "compare_endpoints", "format_endpoints", "plot_learning_curves", "write_report"]
 
 RESULTS_FILE = "results.jsonl"
 KEY = ("method", "seed", "round")
@@ -112,6 +112,13 @@ def seed_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, 
         raise ValueError(f"an interval over seeds needs at least 2 values, got {len(x)}")
     half = float(student_t.ppf(0.5 + level / 2, len(x) - 1)) * x.std(ddof=1) / np.sqrt(len(x))
     return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def format_seed_interval(values: Iterable[float], digits: int = 1) -> str:
+    """``seed_interval`` as text: ``+m [+lo, +hi]; per seed +v0, +v1, ...`` (interval to ``digits`` decimals)."""
+    values = list(values)
+    mean, low, high = seed_interval(values)
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]; per seed " + ", ".join(f"{v:+.1f}" for v in values)
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
