@@ -41,6 +41,15 @@ def test_fixed_share_splits_the_budget():
     assert split.next_share == 0.25  # fixed never moves
 
 
+def test_fixed_share_rounds_half_up_at_every_budget():
+    # share 0.5 of an odd budget: ceil(n/2) from S for n = 1, 3, 5 (Python's round gives 0, 2, 2).
+    state, cands = state_and_candidates()
+    sources = cands["source"][:]
+    for n, want_syn in ((1, 1), (3, 2), (5, 3), (4, 2)):
+        picked = split_budget(ENTROPY, state, sources, n, mode="fixed", share=0.5).picked
+        assert len(picked) == n and sum(sources[i] == "synthetic" for i in picked) == want_syn, n
+
+
 def test_adaptive_share_follows_the_generator():
     state, cands = state_and_candidates()
     first = split_budget(ENTROPY, state, cands["source"][:], 4, mode="adaptive", share=0.25)

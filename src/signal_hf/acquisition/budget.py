@@ -9,6 +9,7 @@ of the strategy, its state, the candidates' sources and the share: the caller ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -60,7 +61,9 @@ def split_budget(
     if scores is not None:
         free = top_n(scores, n).tolist()
         info["free_synthetic_share"] = sum(1 for i in free if sources[i] == "synthetic") / max(1, len(free))
-    n_syn = min(len(syn_idx), int(round(share * n)))
+    # Half up, not Python's half-to-even round: a share of 0.5 takes ceil(n/2) of S whatever n's parity
+    # (round would take 2 of 5 but 4 of 7, and 0 of a last round's single label).
+    n_syn = min(len(syn_idx), math.floor(share * n + 0.5))
     n_real = min(len(real_idx), n - n_syn)
     n_syn = min(len(syn_idx), n - n_real)
     picked: list[int] = []

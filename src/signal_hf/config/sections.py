@@ -197,7 +197,8 @@ class LoopConfig:
         signal_max_fraction: stop for generative runs (the generator on; paper: 2.0). Must be
             ≥ ``max_fraction``: a generative run goes at least as far as the pool-based ones.
         synthetic_share: fixed share of each round's budget taken from synthetic candidates when
-            ``budget_split`` is ``fixed``; ignored with ``free`` (top-b over U = R ∪ S).
+            ``budget_split`` is ``fixed`` (and ``adaptive``'s first round), rounded half up (0.5 of 7
+            is 4); ignored with ``free`` (top-b over U = R ∪ S).
         budget_split: ``free`` (top-b over U), ``fixed`` (``synthetic_share``) or ``adaptive``
             (the share follows the generator's acquired share of the previous round), for every
             generative method not named with its own (``signal-gen-adaptive``, see
