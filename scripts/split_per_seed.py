@@ -51,7 +51,9 @@ for m, per_seed in runs.items():
         synthetic = sum(r.get("acquired_synthetic") or 0 for r in rs)
         shares = [r.get("synthetic_share_used") for r in rs if r["round"] > 0]
         free = [r.get("free_synthetic_share") for r in rs if r["round"] > 0]
-        fmt = lambda xs: "—" if all(x is None for x in xs) else " ".join(f"{x:.2f}" for x in xs)
+        # "—" for a round with no split to make (a free split; or R or S has no candidates left, as when a
+        # fixed split has labelled every real item)
+        fmt = lambda xs: "—" if all(x is None for x in xs) else " ".join("—" if x is None else f"{x:.2f}" for x in xs)
         cells = " | ".join(f"{acc(m, s, c):.1f}" for c in a.checkpoints)
         lines.append(f"| {m} | {s} | {cells} | {mean_acc(m, s):.1f} | {synthetic}/{picked} | {fmt(shares)} | {fmt(free)} |")
 lines += ["", "Differences in accuracy points, mean [95 % Student-t interval over seeds]:", ""]
