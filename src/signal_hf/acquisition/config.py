@@ -33,14 +33,15 @@ def split_budget_suffix(entry: str) -> tuple[str, str | None]:
     return entry, None
 
 
-def split_method_name(entry: str) -> tuple[str, str]:
-    """``"cal-gen"`` → ``("cal", "-gen")``; ``"entropy"`` → ``("entropy", "")``; a budget-split suffix is
-    dropped first (``"signal-gen-norl-fixed"`` → ``("signal", "-gen-norl")``)."""
-    entry = split_budget_suffix(entry)[0]
+def split_method_name(entry: str) -> tuple[str, str, str | None]:
+    """An ``acquisition.strategies`` entry as (strategy, method suffix, budget split): ``"cal-gen"`` →
+    ``("cal", "-gen", None)``; ``"entropy"`` → ``("entropy", "", None)``; ``"signal-gen-norl-fixed"`` →
+    ``("signal", "-gen-norl", "fixed")``."""
+    entry, split = split_budget_suffix(entry)
     for suffix in METHOD_SUFFIXES:
         if entry.endswith(suffix) and len(entry) > len(suffix):
-            return entry[: -len(suffix)], suffix
-    return entry, ""
+            return entry[: -len(suffix)], suffix, split
+    return entry, "", split
 
 
 @dataclass
@@ -93,8 +94,7 @@ class AcquisitionConfig:
         non_empty_unique("acquisition.strategies", self.strategies, "strategy", "[random, signal]")
         known = available_strategies()
         for i, entry in enumerate(self.strategies):
-            name, suffix = split_method_name(entry)
-            split = split_budget_suffix(entry)[1]
+            name, suffix, split = split_method_name(entry)
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 fix = f"did you mean {close[0] + entry[len(name):]!r}?" if close else f"use one of {known}, optionally with -gen"

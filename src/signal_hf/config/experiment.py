@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..acquisition.config import AcquisitionConfig, split_budget_suffix, split_method_name
+from ..acquisition.config import AcquisitionConfig, split_method_name
 from ..errors import ConfigError
 from ..generation.config import GeneratorConfig, OracleConfig
 from ..rl.config import RLConfig
@@ -50,7 +50,7 @@ class ExperimentConfig:
         if self.rl.enabled and not self.generator.enabled:
             raise ConfigError("rl.enabled", "RL needs the generator", "set generator.enabled: true")
         for i, entry in enumerate(self.acquisition.strategies):
-            if (split_method_name(entry)[1] or split_budget_suffix(entry)[1]) and not self.generator.enabled:
+            if any(split_method_name(entry)[1:]) and not self.generator.enabled:
                 raise ConfigError(f"acquisition.strategies[{i}]", f"{entry!r} needs the generator", "set generator.enabled: true (or drop the -gen or budget-split suffix)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..acquisition.config import split_budget_suffix, split_method_name
+from ..acquisition.config import split_method_name
 from ..config import ExperimentConfig
 
 __all__ = ["Method", "parse_method", "method_name"]
@@ -45,8 +45,7 @@ class Method:
 
 def parse_method(entry: str, cfg: ExperimentConfig) -> Method:
     """The method an ``acquisition.strategies`` entry names under ``cfg`` (checked by the config)."""
-    strategy, suffix = split_method_name(entry)
-    split = split_budget_suffix(entry)[1]
+    strategy, suffix, split = split_method_name(entry)
     if suffix == "" and strategy == "signal" and cfg.generator.enabled:
         suffix = "-gen"  # the paper's SIGnAL generates whenever the generator is configured
     if suffix == "":
